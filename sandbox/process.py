@@ -78,7 +78,7 @@ def _ready(url: str, ca_file: Path | None) -> bool:
             return False
         ctx = ssl.create_default_context(cafile=str(ca_file))
     try:
-        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:  # noqa: S310 - local URL
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
             return resp.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError, OSError):
         return False
@@ -107,9 +107,18 @@ def start_sandbox(
     child_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), child_env.get("PYTHONPATH", "")) if p
     )
-    cmd = [sys.executable, "-m", module, "--port", str(port), "--data-dir", str(data_dir), *extra_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        module,
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        *extra_args,
+    ]
     with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=child_env, stdout=log_file, stderr=subprocess.STDOUT
         )
     handle = SandboxProcess(module, port, data_dir, scheme, proc, log_path, env or {})

@@ -22,7 +22,9 @@ class RetriableError(SyncError):
     ``retry_after`` is a hint in seconds when the remote side gave one.
     """
 
-    def __init__(self, message: str, *, code: str | int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, code: str | int | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.retry_after = retry_after

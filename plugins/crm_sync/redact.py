@@ -16,7 +16,16 @@ REDACTED = "***"
 
 # Query-string keys whose values are secrets in either API (compared case-insensitively).
 SECRET_QUERY_KEYS = frozenset(
-    {"secretkey", "secret_key", "password", "token", "access_token", "session_id", "sessionid", "sid"}
+    {
+        "secretkey",
+        "secret_key",
+        "password",
+        "token",
+        "access_token",
+        "session_id",
+        "sessionid",
+        "sid",
+    }
 )
 
 _SECRET_PATTERNS = [
@@ -75,7 +84,7 @@ class SecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not hide the record
+        except Exception:
             message = str(record.msg)
         cleaned = redact_text(message, self._secrets)
         record.msg = cleaned

@@ -1,0 +1,49 @@
+# The three commands a newcomer needs (see README.md):
+#   make demo     - from nothing to a synced pair of seeded sandboxes, with a printed report
+#   make test     - lint + the whole test suite (what CI runs)
+#   make airflow  - Airflow 3 UI on http://127.0.0.1:8080 (admin/admin) with both sandboxes
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV_PY := .venv/bin/python
+ENV := . scripts/env.sh &&
+
+.PHONY: help setup lint format test test-fast demo airflow sandboxes lock bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## create .venv and install the pinned lock (idempotent)
+	@scripts/bootstrap.sh
+
+lint: setup ## ruff check + ruff format --check
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: setup ## apply ruff format and safe fixes
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+test: setup lint ## lint, then every test (unit, contract, DAG integrity, end-to-end, browser)
+	$(ENV) scripts/ensure_browser.sh
+	$(ENV) $(VENV_PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## unit tests only
+	$(ENV) $(VENV_PY) -m pytest -m unit $(PYTEST_ARGS)
+
+demo: setup ## start seeded sandboxes, run every sync DAG twice, print what moved
+	$(ENV) $(VENV_PY) scripts/demo.py $(DEMO_ARGS)
+
+airflow: setup ## Airflow 3 standalone UI on 127.0.0.1:8080 with both sandboxes (Ctrl-C stops all)
+	$(ENV) $(VENV_PY) scripts/run_airflow.py
+
+sandboxes: setup ## only the two sandboxes, seeded, in the foreground (Ctrl-C stops them)
+	$(ENV) $(VENV_PY) scripts/run_airflow.py --sandboxes-only
+
+bench: setup ## run the benchmarks (prints figures; see docs/benchmarks.md)
+	$(ENV) for b in bench/bench_*.py; do echo "== $$b"; $(VENV_PY) $$b || exit 1; done
+
+lock: setup ## recompile requirements.txt from requirements.in
+	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
+
+clean: ## remove local state (venv kept)
+	rm -rf .airflow .sandbox .state .run

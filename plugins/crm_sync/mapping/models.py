@@ -1,0 +1,198 @@
+"""Typed, versioned mapping specs (the YAML files in ``include/mappings/``).
+
+A spec pairs one Lead Gen & CRM object with one Salesforce object and says, per field, which side
+wins. Models use ``extra="forbid"`` so a typo in a key is an error, not a silently ignored row.
+Semantic rules that span rows (unique fields, allowed directions per object, lead score push
+only) live in :mod:`crm_sync.mapping.loader` so that its errors can name the exact row.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+SPEC_VERSION = 1
+
+FieldName = Annotated[
+    str, StringConstraints(min_length=1, max_length=120, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Direction(StrEnum):
+    """Which side overrides the other for one field.
+
+    ``push``: Lead Gen & CRM overrides Salesforce. ``pull``: Salesforce overrides Lead Gen & CRM.
+    ``two-way``: a change on one side since the last sync wins; a change on both sides goes to
+    the newer record, ties to the spec's ``two_way_tie``. ``none``: mapped but never synced.
+    """
+
+    PUSH = "push"
+    PULL = "pull"
+    TWO_WAY = "two-way"
+    NONE = "none"
+
+    @property
+    def writes_salesforce(self) -> bool:
+        return self in (Direction.PUSH, Direction.TWO_WAY)
+
+    @property
+    def writes_leadgen(self) -> bool:
+        return self in (Direction.PULL, Direction.TWO_WAY)
+
+
+class Side(StrEnum):
+    LEADGEN = "leadgen"
+    SALESFORCE = "salesforce"
+
+
+class BlankPolicy(StrEnum):
+    """``keep``: a blank value never overwrites a non-blank one. ``overwrite``: blanks win too."""
+
+    KEEP = "keep"
+    OVERWRITE = "overwrite"
+
+
+Step = Literal["trim", "lower", "upper", "owner"]
+
+
+class Rule(Strict):
+    """A user-defined data-quality rule on the value written to the target.
+
+    Exactly one of ``regex``, ``max_length``, ``required``, ``allowed`` is set.
+    """
+
+    name: str | None = Field(default=None, description="shown in quarantine reasons")
+    regex: str | None = None
+    max_length: int | None = Field(default=None, ge=1)
+    required: bool | None = None
+    allowed: list[str] | None = None
+    message: str | None = None
+
+
+class FieldMapping(Strict):
+    """One row: a Lead Gen & CRM field, a Salesforce field and the direction between them."""
+
+    leadgen: FieldName = Field(description="standard field name or custom-field systemName")
+    salesforce: FieldName = Field(description="API name; custom fields end in __c")
+    direction: Direction
+    blank: BlankPolicy = BlankPolicy.KEEP
+    transform: list[Step] = Field(default_factory=list)
+    value_map: dict[str, str] | None = Field(
+        default=None,
+        description="Lead Gen & CRM value -> Salesforce value (picklists); inverted for pull",
+    )
+    rules: list[Rule] = Field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """Stable key of the row in the state store (the Lead Gen & CRM field name)."""
+        return self.leadgen
+
+
+class RecordLink(Strict):
+    """The 'Lead Hyperlink Widget': fields on the Salesforce record pointing back at the lead."""
+
+    id_field: FieldName = "LeadGen_Id__c"
+    url_field: FieldName | None = "LeadGen_URL__c"
+    url_template: str = Field(
+        default="{base_url}/Contacts/View/{id}",
+        description="formatted with base_url (connection extra 'app_base_url') and the lead id",
+    )
+
+
+class PersonRules(Strict):
+    """Lead/contact-only settings."""
+
+    leadgen_status_for_new: str = Field(
+        default="open", description="leadStatus given to leads created from Salesforce Leads"
+    )
+    create_in_salesforce: bool = True
+    create_in_leadgen: bool = True
+
+
+class ObjectSpec(Strict):
+    """A mapping spec file."""
+
+    version: Literal[1]
+    kind: Literal["leads", "contacts", "opportunities", "accounts"]
+    description: str | None = None
+    leadgen_object: Literal["lead", "opportunity", "account"]
+    salesforce_object: FieldName
+    two_way_tie: Side = Side.SALESFORCE
+    record_link: RecordLink | None = None
+    person: PersonRules | None = None
+    fields: list[FieldMapping] = Field(min_length=1)
+
+    def row(self, key: str) -> FieldMapping:
+        for f in self.fields:
+            if f.key == key:
+                return f
+        raise KeyError(key)
+
+    @property
+    def synced_fields(self) -> list[FieldMapping]:
+        return [f for f in self.fields if f.direction is not Direction.NONE]
+
+
+class OwnerUser(Strict):
+    """One Lead Gen & CRM user account mapped to one Salesforce user (by id or email)."""
+
+    leadgen_id: str | None = None
+    leadgen_email: str | None = None
+    salesforce_id: str | None = None
+    salesforce_username: str | None = None
+    salesforce_email: str | None = None
+
+
+class OwnerFallback(Strict):
+    salesforce_username: str | None = None
+    salesforce_id: str | None = None
+    leadgen_id: str | None = None
+    leadgen_email: str | None = None
+
+
+class OwnerSpec(Strict):
+    """``include/mappings/owners.yaml``: the seed's "This user has a CRM account" setting."""
+
+    version: Literal[1]
+    auto_match_by_email: bool = True
+    fallback: OwnerFallback | None = None
+    users: list[OwnerUser] = Field(default_factory=list)
+
+
+class StageSpec(Strict):
+    """``include/mappings/opportunity_stages.yaml``: Salesforce StageName -> deal stage name."""
+
+    version: Literal[1]
+    stages: dict[str, str] = Field(min_length=1)
+    create_missing_deal_stages: bool = True
+
+
+EventType = Literal["form_submission", "email_send", "email_open", "email_click", "page_visit"]
+
+
+class EventTaskSpec(Strict):
+    enabled: bool = True
+    subject: str = Field(description="str.format template over the event's fields")
+    type: str | None = "Other"
+    subtype: str | None = "Task"
+    description: list[str] = Field(
+        default_factory=list, description="event fields listed in the Task comments"
+    )
+
+
+class EngagementSpec(Strict):
+    """``include/mappings/engagement.yaml``: which marketing events become Salesforce Tasks."""
+
+    version: Literal[1]
+    external_id_field: FieldName = "LeadGen_Event_Id__c"
+    status: str = "Completed"
+    priority: str = "Normal"
+    bulk_threshold: int = Field(default=2000, ge=1)
+    events: dict[EventType, EventTaskSpec]

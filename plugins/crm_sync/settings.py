@@ -1,0 +1,40 @@
+"""Where the sync keeps its files and state, resolved from the environment.
+
+Everything defaults to a folder under ``AIRFLOW_HOME`` so that a standalone Airflow, the demo and
+the tests each get their own state without configuration. Docker compose overrides
+``CRM_SYNC_HOME`` with a volume shared by every worker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAPPINGS_DIR_DEFAULT = REPO_ROOT / "include" / "mappings"
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+
+
+def sync_home() -> Path:
+    """Root folder for run files and the default SQLite state store."""
+    return Path(os.environ.get("CRM_SYNC_HOME") or airflow_home() / "crm_sync")
+
+
+def runs_dir() -> Path:
+    """Per-run working folders (extracted chunks, plans, results, reports)."""
+    return sync_home() / "runs"
+
+
+def default_state_url() -> str:
+    """SQLite state store used when no ``sync_state`` Airflow connection exists."""
+    path = sync_home() / "state.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def mappings_dir() -> Path:
+    """Folder holding the YAML mapping specs (``include/mappings`` in this repo)."""
+    return Path(os.environ.get("CRM_SYNC_MAPPINGS_DIR") or MAPPINGS_DIR_DEFAULT)

@@ -1,0 +1,171 @@
+"""SQLAlchemy models of the sync state.
+
+Every table carries ``domain`` (which object pair: ``person`` for leads/contacts, ``opportunity``,
+``account``, ``membership``, ``activity``) so that the three DAGs share one store without sharing
+rows. Timestamps are naive UTC (SQLite has no time zones); :mod:`crm_sync.state.store` converts at
+the boundary.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Link(Base):
+    """One Lead Gen & CRM record paired with one Salesforce record.
+
+    ``synced_values`` holds, per mapping key, the canonical value both sides agreed on at the last
+    successful sync: the basis of echo suppression and of two-way change detection.
+    ``status`` is ``active``, ``deleted`` (Salesforce record deleted, Lead Gen & CRM side
+    deactivated) or ``superseded`` (replaced by a newer link for the same Lead Gen & CRM record).
+    """
+
+    __tablename__ = "links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(32))
+    lg_id: Mapped[str] = mapped_column(String(64))
+    sf_object: Mapped[str] = mapped_column(String(64))
+    sf_id: Mapped[str] = mapped_column(String(18))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    synced_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    last_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("domain", "lg_id", name="uq_links_domain_lg_id"),
+        Index("ix_links_domain_sf_id", "domain", "sf_id"),
+    )
+
+
+class LinkEvent(Base):
+    """History of a link: created, converted, merged, deactivated, relinked, undeleted, ..."""
+
+    __tablename__ = "link_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(32))
+    lg_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    old_sf_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    new_sf_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_link_events_domain_lg_id", "domain", "lg_id"),)
+
+
+class Run(Base):
+    """One DAG run's window, status and report (counts per stage and side, API calls)."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    window_start: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    window_end: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    full_resync: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    sf_api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    lg_api_calls: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id", name="uq_runs_dag_run"),
+        Index("ix_runs_dag_started", "dag_id", "started_at"),
+    )
+
+
+class Watermark(Base):
+    """The end of the last window a stream synced successfully (load and quality gate passed)."""
+
+    __tablename__ = "watermarks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    stream: Mapped[str] = mapped_column(String(64))
+    high_water: Mapped[datetime] = mapped_column(DateTime)
+    run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("dag_id", "stream", name="uq_watermarks_dag_stream"),)
+
+
+class QuarantineItem(Base):
+    """A record that failed a check or was rejected by the target, kept with its reason.
+
+    ``record_key`` identifies the *source* record (``lg:<id>`` or ``sf:<id>``); one row per
+    source record and direction. ``status``: ``open`` (retried every run), ``parked`` (attempts
+    exhausted; retried only on request), ``retry`` (marked for retry from the UI), ``resolved``.
+    """
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    domain: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(16))
+    record_key: Mapped[str] = mapped_column(String(120))
+    target_object: Mapped[str] = mapped_column(String(64))
+    lg_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sf_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    category: Mapped[str] = mapped_column(String(32))
+    check: Mapped[str] = mapped_column(String(120))
+    field: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    first_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    last_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "direction", "record_key", name="uq_quarantine_record"),
+        Index("ix_quarantine_status", "dag_id", "status"),
+    )
+
+
+class HeldItem(Base):
+    """Work that cannot be done yet (an event or a contact role whose person is not linked).
+
+    Held items are retried every run and delivered once their dependency exists; they are never
+    dropped silently (``status`` becomes ``delivered`` or ``dropped`` with a reason).
+    """
+
+    __tablename__ = "held_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    kind: Mapped[str] = mapped_column(String(32))
+    item_key: Mapped[str] = mapped_column(String(200))
+    waiting_for: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("dag_id", "kind", "item_key", name="uq_held_item"),
+        Index("ix_held_status", "dag_id", "status"),
+    )
