@@ -118,6 +118,7 @@ class Plan:
     events: list[dict[str, Any]] = field(default_factory=list)
     source_key_sf: str | None = None
     source_key_lg: str | None = None
+    link_change: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -201,19 +202,22 @@ def _reconcile_object(
             source_key_lg=f"lg:{lg_id}" if lg_id else None,
             source_key_sf=f"sf:{sf_id}" if sf_id else None,
         )
+        plan.link_change = p.get("link_change")
         if p.get("skip_fields"):
-            out.append(plan)
-            continue
-        if lg_rec is not None and sf_rec is not None:
+            pass
+        elif lg_rec is not None and sf_rec is not None:
             _plan_update(plan, spec, ctx, lg_rec, sf_rec, link)
         elif lg_rec is not None:
             _plan_create_sf(plan, spec, ctx, lg_rec)
         elif sf_rec is not None:
             _plan_create_lg(plan, spec, ctx, sf_rec)
-        for extra in p.get("lg_extra") or []:
+        extras = p.get("lg_extra") or []
+        if extras and plan.lg_id and plan.lg_op != "create":
             # lifecycle writes decided by the match stage (deactivate, reactivate, contact status)
-            plan.lg_payload.update(extra)
-            plan.lg_op = plan.lg_op or "update"
+            for extra in extras:
+                plan.lg_payload.update(extra)
+            plan.lg_payload["id"] = plan.lg_id
+            plan.lg_op = "update"
         out.append(plan)
     return out
 
@@ -373,3 +377,39 @@ def _plan_create_lg(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, sf_rec:
             "contact" if spec.salesforce_object == "Contact" else spec.person.leadgen_status_for_new
         )
     plan.lg_op = "create"
+
+
+def reconcile_stage(ctx_run: Any, rctx: ReconcileContext, chunk_size: int = 2000) -> dict[str, Any]:
+    """``pairs/pairs.jsonl`` -> ``plans/plans.jsonl``; return counts of planned writes."""
+    import logging
+    from collections import Counter
+
+    from crm_sync.pipeline.files import chunked, read_jsonl, write_jsonl
+
+    counts: Counter = Counter()
+
+    def plans():
+        for chunk in chunked(read_jsonl(ctx_run.run_dir / "pairs" / "pairs.jsonl"), chunk_size):
+            for plan in reconcile(chunk, rctx):
+                counts["pairs"] += 1
+                if plan.sf_op:
+                    counts[f"sf_{plan.sf_op}"] += 1
+                if plan.lg_op:
+                    counts[f"lg_{plan.lg_op}"] += 1
+                if not plan.sf_op and not plan.lg_op:
+                    counts["unchanged"] += 1
+                counts["conflicts"] += len(plan.conflicts)
+                yield plan.to_dict()
+
+    write_jsonl(ctx_run.path("plans", "plans.jsonl"), plans())
+    logging.getLogger(__name__).info(
+        "reconcile: pairs=%d sf_create=%d sf_update=%d lg_create=%d lg_update=%d unchanged=%d conflicts=%d",
+        counts["pairs"],
+        counts["sf_create"],
+        counts["sf_update"],
+        counts["lg_create"],
+        counts["lg_update"],
+        counts["unchanged"],
+        counts["conflicts"],
+    )
+    return dict(counts)

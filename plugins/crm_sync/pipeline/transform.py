@@ -261,6 +261,8 @@ def salesforce_value(canonical: str | None, sf_type: str) -> Any:
     """Canonical value -> the JSON value Salesforce expects for a field of ``sf_type``."""
     if canonical is None:
         return None
+    if canonical == INVALID:
+        return INVALID  # unparseable source value: the validate stage quarantines it by name
     family = sf_type_family(sf_type)
     if family == "boolean":
         return canonical == "true"
@@ -285,6 +287,8 @@ def leadgen_value(
         return owners.sf_to_lg.get(canonical) if owners else None
     if canonical is None:
         return ""
+    if canonical == INVALID:
+        return INVALID
     if row.value_map:
         inverse = {v: k for k, v in row.value_map.items()}
         canonical = inverse.get(canonical, canonical)

@@ -1,0 +1,163 @@
+"""
+### Leads and contacts: Lead Gen & CRM ⇄ Salesforce, both ways
+
+Every hour, syncs the leads and contacts that changed in the run's data interval (widened by a
+lookback overlap, inclusive lower bound) between Lead Gen & CRM and Salesforce, field by field
+as `include/mappings/leads.yaml` and `contacts.yaml` say (push, pull, two-way, none).
+
+**Stages**: `prepare` (window, specs checked against both live schemas, owners) →
+`extract_*` (changed records of each side) → `match` (links, external id, email; lifecycle:
+conversion, merge, deletion, reactivation) → `reconcile` (per-field decisions, echo suppression)
+→ `validate` (Great Expectations; bad rows quarantined with their reason) → `load_leadgen` →
+`load_salesforce` (batched, keyed, per-record results) → `record` (links, synced values,
+quarantine, run report, watermark).
+
+**Params**: `full_resync` ignores the window; `dry_run` plans and validates every write and
+reports it, writing nothing; `retry_quarantined` also retries parked quarantine rows;
+`max_reject_rate` turns the run red when more rows than this share are rejected (after the good
+rows are loaded).
+
+**Backfill**: `airflow backfill create --dag-id sync_leads_contacts --from-date … --to-date …`;
+each run syncs exactly its own hour. The run report is the return value of `record` and is kept in
+the sync state store (see the *Sync health* page).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+PEOPLE_SYNCED = Asset("crm_sync://leads_contacts")
+
+PARAMS = {
+    "full_resync": Param(
+        False, type="boolean", description="Sync every record, ignoring the window."
+    ),
+    "dry_run": Param(
+        False, type="boolean", description="Plan, validate and report every write; write nothing."
+    ),
+    "retry_quarantined": Param(
+        False, type="boolean", description="Retry parked quarantine rows too."
+    ),
+    "lookback_minutes": Param(
+        5, type="integer", minimum=0, maximum=1440, description="Overlap added before the window."
+    ),
+    "max_reject_rate": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Share of rejected rows that fails the run.",
+    ),
+    "max_attempts": Param(
+        5,
+        type="integer",
+        minimum=1,
+        maximum=100,
+        description="Retries of a quarantined row before it is parked.",
+    ),
+}
+
+
+@dag(
+    dag_id="sync_leads_contacts",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
+    tags=["crm-sync", "leads", "contacts"],
+    params=PARAMS,
+    doc_md=__doc__,
+)
+def sync_leads_contacts():
+    @task
+    def prepare() -> dict:
+        from crm_sync.flows import people
+
+        return people.prepare(get_current_context())
+
+    @task
+    def extract_leadgen(prepared: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.extract_leadgen(prepared)
+
+    @task
+    def extract_salesforce(prepared: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.extract_salesforce(prepared)
+
+    @task
+    def match(prepared: dict, lg: dict, sf: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.match(prepared, lg, sf)
+
+    @task
+    def reconcile(prepared: dict, matched: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.reconcile(prepared, matched)
+
+    @task
+    def validate(prepared: dict, planned: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.validate(prepared, planned)
+
+    @task
+    def load_leadgen(prepared: dict, validated: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.load_leadgen(prepared, validated)
+
+    @task
+    def load_salesforce(prepared: dict, loaded_lg: dict) -> dict:
+        from crm_sync.flows import people
+
+        return people.load_salesforce(prepared, loaded_lg)
+
+    @task(outlets=[PEOPLE_SYNCED])
+    def record(
+        prepared: dict,
+        lg: dict,
+        sf: dict,
+        matched: dict,
+        planned: dict,
+        validated: dict,
+        loaded_lg: dict,
+        loaded_sf: dict,
+    ) -> dict:
+        from crm_sync.flows import people
+
+        summaries = {
+            "extract_leadgen": lg,
+            "extract_salesforce": sf,
+            "match": matched,
+            "reconcile": planned,
+            "validate": validated,
+            "load_leadgen": loaded_lg,
+            "load_salesforce": loaded_sf,
+        }
+        return people.record(prepared, summaries)
+
+    prepared = prepare()
+    lg = extract_leadgen(prepared)
+    sf = extract_salesforce(prepared)
+    matched = match(prepared, lg, sf)
+    planned = reconcile(prepared, matched)
+    validated = validate(prepared, planned)
+    loaded_lg = load_leadgen(prepared, validated)
+    loaded_sf = load_salesforce(prepared, loaded_lg)
+    record(prepared, lg, sf, matched, planned, validated, loaded_lg, loaded_sf)
+
+
+sync_leads_contacts()

@@ -1,0 +1,1 @@
+"""Flows: the task bodies of each DAG, wired to the pipeline stages."""

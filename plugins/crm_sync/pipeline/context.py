@@ -1,0 +1,58 @@
+"""The per-run context every stage receives (small, JSON-serializable: it travels through XCom)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from crm_sync.settings import runs_dir
+
+
+def safe_name(run_id: str) -> str:
+    """Run ids contain ':' and '+' (``scheduled__2026-11-27T10:00:00+00:00``): keep them path-safe."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+@dataclass
+class RunContext:
+    dag_id: str
+    run_id: str
+    domain: str
+    window_start: datetime
+    window_end: datetime
+    full_resync: bool = False
+    dry_run: bool = False
+    retry_quarantined: bool = False
+    run_type: str = "manual"
+    lookback_minutes: int = 5
+    caught_up_from: datetime | None = None
+    max_reject_rate: float = 0.05
+    max_attempts: int = 5
+    conn_ids: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return runs_dir() / self.dag_id / safe_name(self.run_id)
+
+    def path(self, *parts: str) -> Path:
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("window_start", "window_end", "caught_up_from"):
+            d[k] = d[k].isoformat() if d[k] else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunContext:
+        d = dict(d)
+        for k in ("window_start", "window_end", "caught_up_from"):
+            if d.get(k):
+                d[k] = datetime.fromisoformat(d[k])
+        return cls(**d)

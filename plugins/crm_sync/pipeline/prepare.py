@@ -1,0 +1,165 @@
+"""Prepare: the window, the specs checked against the live schemas, the owner map.
+
+Runs before any read of records and any write. Everything that is configuration — an invalid
+spec, a field that does not exist or cannot be written, a missing connection, bad credentials —
+fails here, at once, with a message saying what to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from crm_sync.errors import ConfigError
+from crm_sync.mapping.loader import display_path, load_object_spec, load_owner_spec, spec_path
+from crm_sync.mapping.models import ObjectSpec
+from crm_sync.mapping.owners import OwnerMap, build_owner_map
+from crm_sync.mapping.schema import LiveSchema, check_spec_against_schema
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.files import read_json, write_json
+from crm_sync.pipeline.window import compute_window
+
+log = logging.getLogger(__name__)
+
+PERSON_SPECS = {"Lead": "leads", "Contact": "contacts"}
+
+
+def build_context(
+    *,
+    dag_id: str,
+    run_id: str,
+    domain: str,
+    interval_start: Any,
+    interval_end: Any,
+    run_type: str,
+    params: dict[str, Any],
+    store: Any,
+    stream: str,
+    conn_ids: dict[str, str],
+) -> RunContext:
+    """Turn Airflow's run facts and params into a :class:`RunContext` with its sync window."""
+    lookback = timedelta(minutes=int(params.get("lookback_minutes", 5)))
+    window = compute_window(
+        interval_start,
+        interval_end,
+        lookback=lookback,
+        watermark=store.get_watermark(dag_id, stream),
+        run_type=run_type,
+        full_resync=bool(params.get("full_resync", False)),
+    )
+    return RunContext(
+        dag_id=dag_id,
+        run_id=run_id,
+        domain=domain,
+        window_start=window.start,
+        window_end=window.end,
+        caught_up_from=window.caught_up_from,
+        full_resync=bool(params.get("full_resync", False)),
+        dry_run=bool(params.get("dry_run", False)),
+        retry_quarantined=bool(params.get("retry_quarantined", False)),
+        run_type=run_type,
+        lookback_minutes=int(params.get("lookback_minutes", 5)),
+        max_reject_rate=float(params.get("max_reject_rate", 0.05)),
+        max_attempts=int(params.get("max_attempts", 5)),
+        conn_ids=conn_ids,
+        options={
+            k: v
+            for k, v in params.items()
+            if k not in {"full_resync", "dry_run", "retry_quarantined"}
+        },
+    )
+
+
+def load_specs(names: dict[str, str]) -> dict[str, ObjectSpec]:
+    """``{"Lead": "leads"}`` -> ``{"Lead": <spec of include/mappings/leads.yaml>}``."""
+    return {sobject: load_object_spec(spec_path(name)) for sobject, name in names.items()}
+
+
+def read_live_schema(
+    specs: dict[str, ObjectSpec], sf: Any, lg: Any, extra_objects: tuple[str, ...] = ()
+) -> LiveSchema:
+    schema = LiveSchema()
+    for sobject in sorted({s.salesforce_object for s in specs.values()} | set(extra_objects)):
+        schema.add_salesforce_describe(sobject, sf.describe(sobject))
+    schema.add_leadgen_fields(lg.get_fields())
+    return schema
+
+
+def check_specs(specs: dict[str, ObjectSpec], schema: LiveSchema) -> None:
+    """Raise one :class:`ConfigError` listing every row that cannot work against the live schemas."""
+    problems: list[str] = []
+    for _name, spec in sorted(specs.items()):
+        source = display_path(spec_path(spec.kind))
+        for path, msg in check_spec_against_schema(spec, schema, source=source):
+            problems.append(f"{source}: {path}: {msg}")
+    if problems:
+        raise ConfigError(
+            "mapping spec does not match the live schemas (nothing was written):\n"
+            + "\n".join(problems)
+        )
+
+
+def resolve_owners(sf: Any, lg: Any) -> OwnerMap:
+    spec = load_owner_spec(spec_path("owners"))
+    sf_users = list(sf.query("SELECT Id, Username, Email, Name, IsActive FROM User"))
+    lg_users = lg.get_user_profiles()
+    owners = build_owner_map(spec, lg_users, sf_users)
+    for problem in owners.problems:
+        log.warning("owner mapping: %s", problem)
+    return owners
+
+
+def prepare(
+    ctx: RunContext,
+    *,
+    spec_names: dict[str, str],
+    sf: Any,
+    lg: Any,
+    store: Any,
+    extra_sf_objects: tuple[str, ...] = (),
+    with_owners: bool = True,
+) -> dict[str, Any]:
+    """Check specs against live schemas, resolve owners, record the run start; save the facts
+    (``schema.json``, ``owners.json``) in the run folder for the later stages."""
+    specs = load_specs(spec_names)
+    schema = read_live_schema(specs, sf, lg, extra_sf_objects)
+    check_specs(specs, schema)
+    owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
+    write_json(ctx.path("schema.json"), schema.to_dict())
+    write_json(ctx.path("owners.json"), owners.to_dict())
+    write_json(ctx.path("context.json"), ctx.to_dict())
+    store.start_run(
+        ctx.dag_id,
+        ctx.run_id,
+        window_start=ctx.window_start,
+        window_end=ctx.window_end,
+        dry_run=ctx.dry_run,
+        full_resync=ctx.full_resync,
+    )
+    log.info(
+        "prepare: window [%s, %s) run_type=%s dry_run=%s full_resync=%s specs=%s owners mapped=%d problems=%d",
+        ctx.window_start.isoformat(),
+        ctx.window_end.isoformat(),
+        ctx.run_type,
+        ctx.dry_run,
+        ctx.full_resync,
+        ",".join(sorted(spec_names.values())),
+        len(owners.lg_to_sf),
+        len(owners.problems),
+    )
+    return {
+        "window_start": ctx.window_start.isoformat(),
+        "window_end": ctx.window_end.isoformat(),
+        "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
+        "owners_mapped": len(owners.lg_to_sf),
+        "owner_problems": owners.problems,
+        "sf_api_calls": sf.api_calls,
+        "lg_api_calls": lg.api_calls,
+    }
+
+
+def load_run_facts(ctx: RunContext) -> tuple[LiveSchema, OwnerMap]:
+    schema = LiveSchema.from_dict(read_json(ctx.run_dir / "schema.json", {}))
+    owners = OwnerMap.from_dict(read_json(ctx.run_dir / "owners.json", {}) or {})
+    return schema, owners

@@ -1,0 +1,519 @@
+"""Validate: the data-quality gate between reconcile and load (Great Expectations 1.x).
+
+Suites are derived from the mapping specs and the live schemas, per target and operation:
+
+* Salesforce: required fields (non-nillable, createable: Lead ``LastName``/``Company``, Contact
+  ``LastName``) on creates and whenever a write would blank them; email format; string length
+  <= the field's length; restricted picklist values from describe; numeric/date/boolean values
+  that parse; the spec's own rules.
+* Lead Gen & CRM: ``emailAddress`` required and well-formed; lengths; picklist options; the
+  spec's rules.
+
+A failing row is not written to that target; it is quarantined (by the record stage) with the
+record, the field, the rule and the value. The rest of the batch goes on. The per-check summary
+(evaluated, failed, examples) goes into the run report.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from crm_sync.mapping.models import ObjectSpec
+from crm_sync.mapping.schema import LiveSchema, sf_type_family
+from crm_sync.pipeline.transform import INVALID
+
+log = logging.getLogger(__name__)
+
+EMAIL_RE = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
+
+# Lengths of standard Lead Gen & CRM lead fields (reference §7.1); custom ones come from getFields.
+LEADGEN_LENGTHS = {
+    "firstName": 50,
+    "lastName": 50,
+    "emailAddress": 150,
+    "companyName": 100,
+    "state": 50,
+    "zipcode": 50,
+    "title": 255,
+    "street": 255,
+    "city": 255,
+    "country": 255,
+    "website": 255,
+    "phoneNumber": 255,
+    "officePhoneNumber": 255,
+    "mobilePhoneNumber": 255,
+    "faxNumber": 255,
+    "industry": 255,
+    "persona": 128,
+}
+
+CATEGORY_BY_CHECK = {
+    "required": "required field",
+    "email_format": "format",
+    "parseable": "format",
+    "max_length": "length",
+    "picklist": "picklist",
+    "rule": "validation rule",
+}
+
+
+@dataclass
+class Failure:
+    target: str  # "salesforce" | "leadgen"
+    pair: str
+    check: str
+    field: str
+    value: Any
+    message: str
+
+    @property
+    def category(self) -> str:
+        return CATEGORY_BY_CHECK.get(self.check.split(":")[0], "other")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "check": self.check,
+            "field": self.field,
+            "value": _json_safe(self.value),
+            "message": self.message,
+            "category": self.category,
+        }
+
+
+def _json_safe(v: Any) -> Any:
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(v, str) and v == INVALID:
+        return "<unparseable>"
+    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
+
+
+@dataclass
+class Check:
+    """One expectation plus how to explain its failures."""
+
+    name: str  # e.g. "max_length" or "rule:phone-format"
+    column: str
+    expectation: Any
+    describe: str  # human sentence of the rule, e.g. "at most 80 characters"
+
+
+@dataclass
+class CheckStats:
+    evaluated: int = 0
+    failed: int = 0
+    examples: list[Any] = field(default_factory=list)
+
+
+class Validator:
+    """Builds suites per target frame and runs them through one ephemeral GX context."""
+
+    def __init__(self) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
+        self.gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_pandas("crm_sync")
+        self._n = 0
+        self.stats: dict[str, CheckStats] = defaultdict(CheckStats)
+
+    def run(
+        self, frame_name: str, df: pd.DataFrame, checks: list[Check]
+    ) -> list[tuple[int, Check, Any]]:
+        """Run ``checks`` on ``df`` (which has a ``__row`` column); return failing (row, check, value)."""
+        if df.empty or not checks:
+            return []
+        self._n += 1
+        name = f"{frame_name}_{self._n}"
+        asset = self.source.add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("all")
+        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
+        by_id: dict[str, Check] = {}
+        for c in checks:
+            exp = suite.add_expectation(c.expectation)
+            by_id[exp.id] = c
+        vd = self.context.validation_definitions.add(
+            self.gx.ValidationDefinition(name=name, data=batch, suite=suite)
+        )
+        result = vd.run(
+            batch_parameters={"dataframe": df},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["__row"]},
+        )
+        failures: list[tuple[int, Check, Any]] = []
+        for r in result.results:
+            check = by_id.get(r.expectation_config.id)
+            if check is None:
+                continue
+            stats = self.stats[f"{frame_name}:{check.name}:{check.column}"]
+            stats.evaluated += int(r.result.get("element_count") or 0)
+            unexpected = r.result.get("unexpected_index_list") or []
+            stats.failed += len(unexpected)
+            for item in unexpected:
+                value = item.get(check.column)
+                if len(stats.examples) < 5:
+                    stats.examples.append(_json_safe(value))
+                failures.append((int(item["__row"]), check, value))
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                # A broken expectation must not let rows through unchecked.
+                raise RuntimeError(
+                    f"expectation {check.name} on {check.column} raised: {r.exception_info.get('exception_message')}"
+                )
+        self.context.suites.delete(name)
+        return failures
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        return {
+            k: {"evaluated": v.evaluated, "failed": v.failed, "examples": v.examples}
+            for k, v in sorted(self.stats.items())
+        }
+
+
+def _gxe() -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe
+
+
+def salesforce_checks(
+    sobject: str, op: str, columns: Iterable[str], schema: LiveSchema, spec: ObjectSpec
+) -> list[Check]:
+    gxe = _gxe()
+    checks: list[Check] = []
+    cols = set(columns)
+    fields = schema.salesforce.get(sobject, {})
+    required = [
+        f.name
+        for f in fields.values()
+        if not f.nillable and f.createable and f.type not in ("boolean",) and f.name != "OwnerId"
+    ]
+    for name in required:
+        if op == "create" or name in cols:
+            cond = (
+                {}
+                if op == "create"
+                else {"row_condition": f"__has_{name}==True", "condition_parser": "pandas"}
+            )
+            checks.append(
+                Check(
+                    "required",
+                    name,
+                    gxe.ExpectColumnValuesToNotBeNull(column=name, **cond),
+                    "is required",
+                )
+            )
+    for name in sorted(cols):
+        f = fields.get(name)
+        if f is None or name == "Id":
+            continue
+        family = sf_type_family(f.type)
+        if f.type == "email":
+            checks.append(
+                Check(
+                    "email_format",
+                    name,
+                    gxe.ExpectColumnValuesToMatchRegex(column=name, regex=EMAIL_RE),
+                    "must be a valid email address",
+                )
+            )
+        if (
+            family == "text"
+            and f.length
+            and f.type not in ("id", "reference", "picklist", "multipicklist")
+        ):
+            checks.append(
+                Check(
+                    "max_length",
+                    name,
+                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=f.length),
+                    f"at most {f.length} characters",
+                )
+            )
+        if f.restricted_picklist and f.picklist_values:
+            checks.append(
+                Check(
+                    "picklist",
+                    name,
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(f.picklist_values)),
+                    f"one of {f.picklist_values}",
+                )
+            )
+        if family in ("number", "date", "datetime", "boolean"):
+            checks.append(
+                Check(
+                    "parseable",
+                    name,
+                    gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
+                    f"a valid {f.type}",
+                )
+            )
+    for row in spec.fields:
+        if row.salesforce in cols and row.direction.writes_salesforce:
+            checks.extend(_rule_checks(row.rules, row.salesforce))
+    return checks
+
+
+def leadgen_checks(
+    op: str, columns: Iterable[str], schema: LiveSchema, spec_rows: dict[str, Any]
+) -> list[Check]:
+    gxe = _gxe()
+    cols = set(columns)
+    checks: list[Check] = []
+    if op == "create" or "emailAddress" in cols:
+        cond = (
+            {}
+            if op == "create"
+            else {"row_condition": "__has_emailAddress==True", "condition_parser": "pandas"}
+        )
+        checks.append(
+            Check(
+                "required",
+                "emailAddress",
+                gxe.ExpectColumnValuesToNotBeNull(column="emailAddress", **cond),
+                "is required",
+            )
+        )
+    if "emailAddress" in cols:
+        checks.append(
+            Check(
+                "email_format",
+                "emailAddress",
+                gxe.ExpectColumnValuesToMatchRegex(column="emailAddress", regex=EMAIL_RE),
+                "must be a valid email address",
+            )
+        )
+    for name in sorted(cols):
+        if name in ("id", "__row") or name.startswith("__has_"):
+            continue
+        lf = schema.lg("lead", name)
+        length = (lf.length if lf and lf.length else 0) or LEADGEN_LENGTHS.get(name, 0)
+        if length:
+            checks.append(
+                Check(
+                    "max_length",
+                    name,
+                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=length),
+                    f"at most {length} characters",
+                )
+            )
+        if lf and lf.options and lf.data_type == "picklist":
+            checks.append(
+                Check(
+                    "picklist",
+                    name,
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(lf.options)),
+                    f"one of {lf.options}",
+                )
+            )
+        checks.append(
+            Check(
+                "parseable",
+                name,
+                gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
+                "a parseable value",
+            )
+        )
+        row = spec_rows.get(name)
+        if row is not None and row.direction.writes_leadgen:
+            checks.extend(_rule_checks(row.rules, name))
+    return checks
+
+
+def _rule_checks(rules: list[Any], column: str) -> list[Check]:
+    gxe = _gxe()
+    out = []
+    for i, rule in enumerate(rules):
+        label = f"rule:{rule.name or i}"
+        if rule.regex is not None:
+            out.append(
+                Check(
+                    label,
+                    column,
+                    gxe.ExpectColumnValuesToMatchRegex(column=column, regex=rule.regex),
+                    rule.message or f"must match {rule.regex}",
+                )
+            )
+        elif rule.max_length is not None:
+            out.append(
+                Check(
+                    label,
+                    column,
+                    gxe.ExpectColumnValueLengthsToBeBetween(
+                        column=column, max_value=rule.max_length
+                    ),
+                    rule.message or f"at most {rule.max_length} characters",
+                )
+            )
+        elif rule.required:
+            out.append(
+                Check(
+                    label,
+                    column,
+                    gxe.ExpectColumnValuesToNotBeNull(
+                        column=column,
+                        row_condition=f"__has_{column}==True",
+                        condition_parser="pandas",
+                    ),
+                    rule.message or "is required",
+                )
+            )
+        elif rule.allowed is not None:
+            out.append(
+                Check(
+                    label,
+                    column,
+                    gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.allowed)),
+                    rule.message or f"one of {rule.allowed}",
+                )
+            )
+    return out
+
+
+def _frame(payloads: list[dict[str, Any]], rows: list[int]) -> pd.DataFrame:
+    df = pd.DataFrame(payloads).astype(object)
+    df = df.where(pd.notna(df), None)
+    for c in list(df.columns):
+        df[f"__has_{c}"] = [c in p for p in payloads]
+    df["__row"] = rows
+    return df
+
+
+def _safe_column(name: str) -> bool:
+    # pandas row_condition strings cannot address arbitrary names; our field names are identifiers.
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
+
+
+def validate_plans(
+    plans: list[dict[str, Any]],
+    specs: dict[str, ObjectSpec],
+    schema: LiveSchema,
+    validator: Validator,
+) -> dict[int, list[Failure]]:
+    """Validate a chunk of plans; return failures by plan index (position in ``plans``)."""
+    failures: dict[int, list[Failure]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, p in enumerate(plans):
+        if p.get("sf_op"):
+            groups[(p["sf_object"], p["sf_op"])].append(i)
+    for (sobject, op), idx in groups.items():
+        payloads = [
+            {k: v for k, v in plans[i]["sf_payload"].items() if k != "Id" and _safe_column(k)}
+            for i in idx
+        ]
+        df = _frame(payloads, idx)
+        checks = salesforce_checks(
+            sobject, op, [c for c in df.columns if not c.startswith("__")], schema, specs[sobject]
+        )
+        for row, check, value in validator.run(f"sf_{sobject}_{op}", df, checks):
+            p = plans[row]
+            who = f"Salesforce {sobject} {p.get('sf_id') or '(new)'} (lead {p.get('lg_id') or '(new)'})"
+            failures[row].append(
+                Failure(
+                    "salesforce",
+                    p["pair"],
+                    check.name,
+                    check.column,
+                    value,
+                    f"{who}: field {check.column}: {check.name}: value {_json_safe(value)!r} {check.describe}",
+                )
+            )
+    lg_groups: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(plans):
+        if p.get("lg_op"):
+            lg_groups[p["lg_op"]].append(i)
+    rows_by_lg = {}
+    for spec in specs.values():
+        for row in spec.fields:
+            rows_by_lg.setdefault(row.leadgen, row)
+    for op, idx in lg_groups.items():
+        payloads = [
+            {k: v for k, v in plans[i]["lg_payload"].items() if _safe_column(k)} for i in idx
+        ]
+        df = _frame(payloads, idx)
+        for c in df.columns:
+            if not c.startswith("__"):
+                df[c] = [
+                    None if v == "" else v for v in df[c]
+                ]  # "" is how Lead Gen & CRM says blank
+        checks = leadgen_checks(
+            op, [c for c in df.columns if not c.startswith("__")], schema, rows_by_lg
+        )
+        for row, check, value in validator.run(f"lg_{op}", df, checks):
+            p = plans[row]
+            who = f"Lead Gen & CRM lead {p.get('lg_id') or '(new)'} (Salesforce {p['sf_object']} {p.get('sf_id') or '(new)'})"
+            failures[row].append(
+                Failure(
+                    "leadgen",
+                    p["pair"],
+                    check.name,
+                    check.column,
+                    value,
+                    f"{who}: field {check.column}: {check.name}: value {_json_safe(value)!r} {check.describe}",
+                )
+            )
+    return failures
+
+
+def summarize_failures(failures: Iterable[Failure]) -> dict[str, int]:
+    return dict(Counter(f"{f.target}:{f.check}:{f.field}" for f in failures).most_common())
+
+
+def validate_stage(
+    ctx: Any, specs: dict[str, ObjectSpec], schema: LiveSchema, chunk_size: int = 5000
+) -> dict[str, Any]:
+    """``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``sf_rejected``/``lg_rejected``
+    on each failing plan; the per-check summary goes to ``validation.json``."""
+    from crm_sync.pipeline.files import chunked, read_jsonl, write_json, write_jsonl
+
+    validator = Validator()
+    counts: Counter = Counter()
+    all_failures: list[Failure] = []
+
+    def out():
+        for chunk in chunked(read_jsonl(ctx.run_dir / "plans" / "plans.jsonl"), chunk_size):
+            failures = validate_plans(chunk, specs, schema, validator)
+            for i, plan in enumerate(chunk):
+                fs = failures.get(i, [])
+                plan["sf_rejected"] = [f.to_dict() for f in fs if f.target == "salesforce"]
+                plan["lg_rejected"] = [f.to_dict() for f in fs if f.target == "leadgen"]
+                if plan["sf_rejected"]:
+                    counts["sf_rejected"] += 1
+                if plan["lg_rejected"]:
+                    counts["lg_rejected"] += 1
+                if plan.get("sf_op"):
+                    counts["sf_checked"] += 1
+                if plan.get("lg_op"):
+                    counts["lg_checked"] += 1
+                if len(all_failures) < 10_000:
+                    all_failures.extend(fs)
+                yield plan
+
+    write_jsonl(ctx.path("plans", "validated.jsonl"), out())
+    summary = validator.summary()
+    top = summarize_failures(all_failures)
+    write_json(
+        ctx.path("validation.json"),
+        {"checks": summary, "top_failures": top, "counts": dict(counts)},
+    )
+    log.info(
+        "validate: salesforce checked=%d rejected=%d leadgen checked=%d rejected=%d top=%s",
+        counts["sf_checked"],
+        counts["sf_rejected"],
+        counts["lg_checked"],
+        counts["lg_rejected"],
+        dict(list(top.items())[:3]),
+    )
+    return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
