@@ -38,3 +38,17 @@ def default_state_url() -> str:
 def mappings_dir() -> Path:
     """Folder holding the YAML mapping specs (``include/mappings`` in this repo)."""
     return Path(os.environ.get("CRM_SYNC_MAPPINGS_DIR") or MAPPINGS_DIR_DEFAULT)
+
+
+def sf_api_budget() -> int:
+    """Salesforce API calls this product may use per rolling 24 h (``CRM_SYNC_SF_API_BUDGET``).
+
+    The org's allocation is shared by every integration; the default leaves room for the others
+    on an Enterprise org with a handful of licences (100,000 + 1,000 per licence).
+    """
+    return int(os.environ.get("CRM_SYNC_SF_API_BUDGET") or 25_000)
+
+
+def sf_retry_stop_share() -> float:
+    """Share of the budget above which automatic retries stop (HubSpot stops at 75 %)."""
+    return float(os.environ.get("CRM_SYNC_RETRY_STOP_SHARE") or 0.75)
