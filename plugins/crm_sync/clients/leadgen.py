@@ -142,7 +142,9 @@ class RateLimiter:
         waited = 0.0
         while True:
             now = self._clock()
-            while self._sent and now - self._sent[0] >= self.window:
+            # 1e-9: after sleeping exactly the computed delay, float rounding must not make
+            # the oldest call look a hair too recent (which would add a needless micro-sleep).
+            while self._sent and now - self._sent[0] >= self.window - 1e-9:
                 self._sent.popleft()
             if len(self._sent) < self.capacity:
                 self._sent.append(now)
@@ -327,9 +329,28 @@ class LeadGenClient:
                 params={"accountID": self.account_id, "secretKey": self._secret_key},
                 json=body,
                 timeout=self.timeout,
+                # Pass the session's setting explicitly: otherwise requests lets a
+                # REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE environment variable override a CA file set
+                # on the session (requests issue #3829).
+                verify=self.session.verify,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            # requests' messages embed the full URL, query string (secret) included.
+        except requests.exceptions.SSLError as exc:
+            # A certificate that does not verify will not verify on retry either.
+            raise _tag(
+                ConfigError(
+                    f"TLS verification failed for {self._where()}: {self._redact(str(exc))}. "
+                    "Check the CA bundle (connection extra 'verify')."
+                ),
+                code="tls",
+                method=method,
+            ) from None
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            # Dropped connections, timeouts and bodies cut short. requests' messages embed the
+            # full URL, query string (secret) included, hence the redaction.
             raise _Transient(
                 f"{type(exc).__name__}: {self._redact(str(exc))}", "connection"
             ) from None
