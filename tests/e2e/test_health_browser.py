@@ -1,0 +1,217 @@
+"""Sync health pages in a real Airflow api-server, seen through headless Chromium.
+
+One ``airflow api-server`` (fresh metadata DB, this repo's plugins, fixed logins admin/admin and
+vic/viewer, ``AIRFLOW_CONN_SYNC_STATE`` pointing at a seeded store) serves the whole module. The
+browser gets the UI's own login cookie (``_token``, httpOnly, as ``/auth/token/login`` sets it)
+and opens the three pages directly and through the Airflow UI's plugin route; the screenshots
+for docs/sync-health.md are written on every run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest_health import (
+    CHROMIUM,
+    PEOPLE_DAG,
+    REPO_ROOT,
+    SECRET_MARK,
+    ApiServer,
+    Browser,
+    run_api_server,
+    run_chromium,
+)
+
+pytestmark = pytest.mark.browser
+
+IMG_DIR = REPO_ROOT / "docs" / "img"
+COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ApiServer]:
+    # Fail (never skip) without the browser, before paying for the api-server start.
+    assert Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: run scripts/ensure_browser.sh (make test does) to install it"
+    )
+    with run_api_server() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def admin_token(server: ApiServer) -> str:
+    return server.token("admin", "admin")
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_cookie_name_matches_airflow() -> None:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    assert COOKIE == COOKIE_NAME_JWT_TOKEN
+
+
+def test_plugin_is_listed_by_the_plugins_api(server: ApiServer, admin_token: str) -> None:
+    resp = httpx.get(f"{server.base_url}/api/v2/plugins", headers=_auth(admin_token), timeout=30)
+    assert resp.status_code == 200
+    [plugin] = [p for p in resp.json()["plugins"] if p["name"] == "crm_sync_health"]
+    assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/crm-sync"]
+    assert {v["href"] for v in plugin["external_views"]} == {
+        "/crm-sync/ui/overview",
+        "/crm-sync/ui/quarantine",
+        "/crm-sync/ui/lookup",
+    }
+    assert {v["category"] for v in plugin["external_views"]} == {"browse"}
+    errors = httpx.get(
+        f"{server.base_url}/api/v2/plugins/importErrors", headers=_auth(admin_token), timeout=30
+    )
+    assert errors.status_code == 200
+    # plugins/.airflowignore keeps the library from being imported as loose plugin modules.
+    assert errors.json()["import_errors"] == []
+
+
+def test_api_needs_a_login_and_reads_the_store_from_the_connection(
+    server: ApiServer, admin_token: str
+) -> None:
+    url = f"{server.base_url}/crm-sync/api/runs"
+    assert httpx.get(url, timeout=30).status_code == 401
+    assert httpx.get(url, headers=_auth("not-a-jwt"), timeout=30).status_code in (401, 403)
+    runs = httpx.get(url, headers=_auth(admin_token), timeout=30).json()["runs"]
+    assert len(runs) == 5  # the seeded store behind AIRFLOW_CONN_SYNC_STATE, not the default one
+    budget = httpx.get(
+        f"{server.base_url}/crm-sync/api/budget", headers=_auth(admin_token), timeout=30
+    ).json()
+    assert budget["used"] == server.data.sf_calls_24h and budget["budget"] == 1000
+
+
+def test_retry_needs_edit_rights_in_the_auth_manager(server: ApiServer, admin_token: str) -> None:
+    url = f"{server.base_url}/crm-sync/api/quarantine/retry"
+    rid = server.data.quarantine["validation_rule"]
+    viewer = server.token("vic", "vic")
+    denied = httpx.post(url, json={"ids": [rid]}, headers=_auth(viewer), timeout=30)
+    assert denied.status_code == 403 and denied.json()["detail"]["dag_ids"] == [PEOPLE_DAG]
+    form = httpx.post(url, data={"ids": str(rid)}, headers=_auth(admin_token), timeout=30)
+    assert form.status_code == 415
+    ok = httpx.post(url, json={"ids": [rid]}, headers=_auth(admin_token), timeout=30)
+    assert ok.status_code == 200 and ok.json()["marked"] == 1
+
+
+async def _pages(server: ApiServer, token: str, ws_url: str) -> dict[str, object]:
+    """Drive the browser through every page; return what the test asserts on."""
+    base = server.base_url
+    seen: dict[str, object] = {}
+    async with Browser(ws_url) as b:
+        # Not signed in: refused, nothing from the store shown.
+        seen["anon_status"] = await b.goto(f"{base}/crm-sync/ui/overview")
+        seen["anon_text"] = await b.text()
+
+        # Signed in the way the UI is: the httpOnly _token cookie.
+        await b.send(
+            "Network.setCookie",
+            name=COOKIE,
+            value=token,
+            url=base,
+            path="/",
+            httpOnly=True,
+            sameSite="Lax",
+        )
+        seen["overview_status"] = await b.goto(f"{base}/crm-sync/ui/overview")
+        seen["overview"] = await b.text()
+        await b.screenshot(IMG_DIR / "sync-health-overview.png")
+
+        seen["quarantine_status"] = await b.goto(f"{base}/crm-sync/ui/quarantine")
+        seen["quarantine"] = await b.text()
+        # Show one payload (with its redacted URL) in the docs' screenshot.
+        required = server.data.quarantine["required"]
+        await b.eval(f"document.querySelector('tr[data-id=\"{required}\"] details').open = true")
+        await b.screenshot(IMG_DIR / "sync-health-quarantine.png")
+
+        # "Retry selected" in the page itself: the cookie, the JSON body and the page's script.
+        picklist = server.data.quarantine["picklist"]
+        await b.eval(
+            f"document.querySelector('input.pick[value=\"{picklist}\"]').click();"
+            "document.getElementById('retry').click();"
+        )
+        message = ""
+        for _ in range(50):
+            message = str(await b.eval("document.getElementById('retry-msg').textContent"))
+            if "marked for retry" in message or "Not marked" in message:
+                break
+            await asyncio.sleep(0.1)
+        seen["retry_message"] = message
+
+        seen["lookup_status"] = await b.goto(
+            f"{base}/crm-sync/ui/lookup?q=ann.archer%40example.com"
+        )
+        seen["lookup"] = await b.text()
+        await b.screenshot(IMG_DIR / "sync-health-lookup.png")
+
+        # The Browse menu entry: the Airflow UI shows the page in an iframe at /plugin/<route>.
+        await b.goto(f"{base}/plugin/crm-sync-quarantine")
+        framed = ""
+        for _ in range(100):
+            framed = str(
+                await b.eval(
+                    "(() => { const f = document.querySelector('iframe');"
+                    " return f && f.contentDocument && f.contentDocument.body"
+                    " ? f.contentDocument.body.innerText : ''; })()"
+                )
+            )
+            if "Retry selected" in framed:
+                break
+            await asyncio.sleep(0.1)
+        seen["framed"] = framed
+    return seen
+
+
+def test_pages_render_in_chromium(server: ApiServer, admin_token: str) -> None:
+    with run_chromium() as ws_url:
+        seen = asyncio.run(_pages(server, admin_token, ws_url))
+
+    assert seen["anon_status"] == 401
+    anon = str(seen["anon_text"])
+    assert "Sign in to Airflow" in anon and PEOPLE_DAG not in anon
+
+    assert seen["overview_status"] == 200
+    overview = str(seen["overview"])
+    assert f"{server.data.sf_calls_24h} of 1,000 calls used" in overview
+    assert "Automatic retries stop at 750 calls" in overview
+    assert PEOPLE_DAG in overview and "sync_opportunities" in overview
+    assert "threshold_exceeded" in overview and "3 of 7 rows rejected" in overview
+    assert "links: created 2, converted 1, merged 1, deactivated 1, relinked 1" in overview
+    assert "contact_roles: created 3, held 2" in overview
+
+    assert seen["quarantine_status"] == 200
+    quarantine = str(seen["quarantine"])
+    assert f"{server.data.active_quarantine_rows} rows" in quarantine
+    assert "Required fields are missing: [LastName]" in quarantine
+    assert "REQUIRED_FIELD_MISSING" in quarantine and "validation rule" in quarantine
+    assert seen["retry_message"] == "1 row(s) marked for retry by the next run."
+
+    assert seen["lookup_status"] == 200
+    lookup = str(seen["lookup"])
+    assert "Lead Gen & CRM 1001 ⇄ Salesforce Contact 003000000000001AAA" in lookup
+    assert "converted" in lookup and "00Q000000000001AAA converted to 003000000000001AAA" in lookup
+    assert "Use one of these records?" in lookup
+
+    assert "Required fields are missing" in str(seen["framed"])
+    for key in ("overview", "quarantine", "lookup", "framed"):
+        assert SECRET_MARK not in str(seen[key]), f"{key} shows a secret"
+    for name in ("overview", "quarantine", "lookup"):
+        png = IMG_DIR / f"sync-health-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+    # The click in the page reached the store.
+    item = httpx.get(
+        f"{server.base_url}/crm-sync/api/quarantine/{server.data.quarantine['picklist']}",
+        headers=_auth(admin_token),
+        timeout=30,
+    ).json()
+    assert (item["status"], item["attempts"]) == ("retry", 0)
