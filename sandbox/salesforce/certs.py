@@ -28,28 +28,37 @@ KEY_NAME = "key.pem"
 BUNDLE_NAME = "ca-bundle.pem"
 
 
-def _usable(cert_path: Path) -> bool:
-    """True when the existing certificate is still valid for at least a day."""
+def _usable(cert_path: Path, hosts: tuple[str, ...]) -> bool:
+    """True when the existing certificate is valid for at least a day and names every host."""
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except (OSError, ValueError):
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
         return False
-    return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    names = set(san.get_values_for_type(x509.DNSName))
+    return (
+        cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        and set(hosts) <= names
+    )
 
 
-def ensure_certificate(data_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Create ``cert.pem``/``key.pem`` if missing or expiring; write ``ca-bundle.pem``."""
+def ensure_certificate(
+    data_dir: str | os.PathLike[str], extra_hosts: tuple[str, ...] = ()
+) -> tuple[Path, Path]:
+    """Create ``cert.pem``/``key.pem`` if missing, expiring or not naming ``extra_hosts`` (DNS
+    names other clients use, e.g. the compose service name); write ``ca-bundle.pem``."""
     d = Path(data_dir)
     d.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = d / CERT_NAME, d / KEY_NAME
-    if not (cert_path.exists() and key_path.exists() and _usable(cert_path)):
-        _generate(cert_path, key_path)
+    hosts = tuple(dict.fromkeys(("localhost", *extra_hosts)))
+    if not (cert_path.exists() and key_path.exists() and _usable(cert_path, hosts)):
+        _generate(cert_path, key_path, hosts)
         log.info("wrote a new self-signed certificate to %s", cert_path)
     _write_bundle(d / BUNDLE_NAME, cert_path)
     return cert_path, key_path
 
 
-def _generate(cert_path: Path, key_path: Path) -> None:
+def _generate(cert_path: Path, key_path: Path, hosts: tuple[str, ...] = ("localhost",)) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -69,7 +78,10 @@ def _generate(cert_path: Path, key_path: Path) -> None:
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(h) for h in hosts),
+                ]
             ),
             critical=False,
         )

@@ -50,7 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local, protocol-faithful Salesforce org (HTTPS on 127.0.0.1). "
         "Use 'python -m sandbox.salesforce admin --help' for the admin CLI.",
     )
-    p.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1")
+    p.add_argument("--port", type=int, required=True, help="TCP port")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default 127.0.0.1; compose binds 0.0.0.0 inside its private network)",
+    )
+    p.add_argument(
+        "--cert-host",
+        action="append",
+        default=[],
+        help="extra DNS name for the certificate (repeatable), e.g. the compose service name",
+    )
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -177,17 +188,18 @@ def serve(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = settings_from_args(args)
-    cert, key = ensure_certificate(settings.data_dir)
+    cert, key = ensure_certificate(settings.data_dir, tuple(args.cert_host))
     org = Org(settings)
     log.info(
-        "Salesforce sandbox on https://127.0.0.1:%d (data dir %s, CA file %s)",
+        "Salesforce sandbox on https://%s:%d (data dir %s, CA file %s)",
+        args.host,
         settings.port,
         settings.data_dir,
         cert,
     )
     config = uvicorn.Config(
         build_app(org),
-        host="127.0.0.1",
+        host=args.host,
         port=settings.port,
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),

@@ -612,11 +612,13 @@ class SalesforceClient:
         values: Sequence[Any],
         *,
         include_deleted: bool = False,
+        where: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Records whose ``field`` is one of ``values``, in chunks that keep each SOQL short.
 
         Values are de-duplicated and ``None`` is skipped; at most 300 values (and about 6,000
-        characters of quoted values) go into one ``IN (...)``.
+        characters of quoted values) go into one ``IN (...)``. ``where`` is an extra condition
+        written by the caller (never built from data), ANDed to the ``IN``.
         """
         _check_ident(sobject, "object")
         _check_ident(field, "field")
@@ -644,6 +646,8 @@ class SalesforceClient:
                 field,
                 chunk,
             )
+            if where:
+                soql += f" AND ({where})"
             yield from self.query(soql, include_deleted=include_deleted)
 
     # -------------------------------------------------------------- replication (getDeleted)

@@ -165,3 +165,23 @@ def test_login_outage_is_retriable_not_an_auth_error(sandbox_env, admin, sleeps)
     assert list(client.query("SELECT Id FROM Lead")) == []
     assert sleeps == [0.5]
     assert admin.get("/faults")["injected"] == {"SERVER_UNAVAILABLE": 2, "DROP": 1}
+
+
+def test_certificate_names_extra_hosts_for_containers(tmp_path):
+    """``--cert-host`` adds DNS names (compose service names) to the certificate; an existing
+    certificate without them is replaced."""
+    from cryptography import x509
+
+    from sandbox.salesforce.certs import ensure_certificate
+
+    cert, _ = ensure_certificate(tmp_path)
+    first = cert.read_bytes()
+    cert, _ = ensure_certificate(tmp_path, ("sandbox-salesforce",))
+    san = (
+        x509.load_pem_x509_certificate(cert.read_bytes())
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
+    assert {"localhost", "sandbox-salesforce"} <= set(san.get_values_for_type(x509.DNSName))
+    assert cert.read_bytes() != first
+    assert (tmp_path / "ca-bundle.pem").read_text().count("BEGIN CERTIFICATE") > 1

@@ -312,3 +312,23 @@ def test_more_than_ten_open_cursors_release_the_oldest(client, sf, admin, sleeps
         list(rows)
     assert exc_info.value.code == "INVALID_QUERY_LOCATOR"
     assert sleeps == []  # retrying an expired cursor in the call would only waste API calls
+
+
+def test_query_by_values_ands_an_extra_condition(client, admin):
+    admin.create_many(
+        "Lead",
+        [
+            {"LastName": "A", "Company": "C", "Email": "a@example.com", "Title": "CTO"},
+            {"LastName": "B", "Company": "C", "Email": "b@example.com", "Title": "CEO"},
+        ],
+    )
+    rows = list(
+        client.query_by_values(
+            "Lead",
+            ["Id", "Email"],
+            "Email",
+            ["a@example.com", "b@example.com"],
+            where="Title = 'CEO'",
+        )
+    )
+    assert [r["Email"] for r in rows] == ["b@example.com"]
