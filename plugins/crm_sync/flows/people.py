@@ -75,21 +75,26 @@ def match(prepared: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
     )
 
 
-@guarded
-def reconcile(prepared: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
+def _reconcile_context(ctx: RunContext) -> Any:
     from crm_sync.pipeline.prepare import load_run_facts
-    from crm_sync.pipeline.reconcile import ReconcileContext, reconcile_stage
+    from crm_sync.pipeline.reconcile import ReconcileContext
     from crm_sync.runtime import app_base_url
 
-    ctx = load_ctx(prepared)
     schema, owners = load_run_facts(ctx)
-    rctx = ReconcileContext(
+    return ReconcileContext(
         specs=_specs(),
         schema=schema,
         owners=owners,
         app_base_url=app_base_url(ctx.conn_ids["leadgen"]),
     )
-    return reconcile_stage(ctx, rctx)
+
+
+@guarded
+def reconcile(prepared: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
+    from crm_sync.pipeline.reconcile import reconcile_stage
+
+    ctx = load_ctx(prepared)
+    return reconcile_stage(ctx, _reconcile_context(ctx))
 
 
 @guarded
@@ -113,11 +118,10 @@ def load_leadgen(prepared: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
 @guarded
 def load_salesforce(prepared: dict[str, Any], *_upstream: Any) -> dict[str, Any]:
     from crm_sync.pipeline.load import load_salesforce_stage
-    from crm_sync.runtime import app_base_url
 
     ctx = load_ctx(prepared)
     return load_salesforce_stage(
-        ctx, open_clients.salesforce(ctx), _specs(), app_base_url(ctx.conn_ids["leadgen"])
+        ctx, open_clients.salesforce(ctx), _specs(), _reconcile_context(ctx)
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import chunked, read_jsonl, write_jsonl
-from crm_sync.pipeline.reconcile import link_url
+from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,12 @@ def load_leadgen_stage(ctx: RunContext, lg: Any) -> dict[str, Any]:
                             "error_fields": [] if found else ["emailAddress"],
                         }
                     )
+            if op == "create":
+                # Read the new leads back: Lead Gen & CRM fills defaults (score 0, flags) that the
+                # Salesforce side must get in this run, or the next run would see a change.
+                created = {str(r["id"]): r for r in rows if r["success"] and r.get("id")}
+                for lead in lg.get_leads_by_ids(list(created)) if created else []:
+                    created[str(lead["id"])]["record"] = lead
             for r in rows:
                 counts[f"{op}_{'ok' if r['success'] else 'failed'}"] += 1
                 if r.get("unchanged"):
@@ -122,34 +128,51 @@ def load_leadgen_stage(ctx: RunContext, lg: Any) -> dict[str, Any]:
     return {"counts": dict(counts), "lg_api_calls": lg.api_calls}
 
 
+def _link_back(
+    plan: dict[str, Any], created: dict[str, Any], rctx: ReconcileContext
+) -> dict[str, Any]:
+    """Plan for a Salesforce record whose lead was just created from it: point it at the lead
+    (record link) and take the values Lead Gen & CRM filled in itself (push fields such as the
+    default score). Returns the extra canonical values both sides now agree on."""
+    lead = created.get("record") or {"id": created["id"]}
+    pair = {
+        "pair": plan["pair"],
+        "lg": lead,
+        "sf": plan.get("sf_record") or {"Id": plan["sf_id"]},
+        "sf_object": plan["sf_object"],
+        "match": "new",
+        "link": {
+            "lg_id": created["id"],
+            "sf_id": plan["sf_id"],
+            "synced_values": dict(plan.get("agreed_if_lg") or {}),
+        },
+    }
+    [again] = reconcile([pair], rctx)
+    plan["sf_op"] = plan.get("sf_op") or "update"
+    plan["sf_payload"] = {**(plan.get("sf_payload") or {}), **again.sf_payload, "Id": plan["sf_id"]}
+    plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
+    return {**again.agreed_now, **again.agreed_if_sf}
+
+
 def load_salesforce_stage(
-    ctx: RunContext, sf: Any, specs: dict[str, ObjectSpec], app_base_url: str
+    ctx: RunContext, sf: Any, specs: dict[str, ObjectSpec], rctx: ReconcileContext
 ) -> dict[str, Any]:
     counts: Counter = Counter()
     results_path = ctx.path("results", "sf.jsonl")
     done = _done(results_path)
     lg_created = {
-        r["pair"]: r["id"]
+        r["pair"]: r
         for r in read_jsonl(ctx.run_dir / "results" / "lg.jsonl")
         if r["op"] == "create" and r["success"] and r.get("id")
     }
     todo: list[dict[str, Any]] = []
+    extra_agreed: dict[str, dict[str, Any]] = {}
     for p in _plans(ctx):
         if p["pair"] in done or p.get("sf_rejected"):
             continue
         spec = specs[p["sf_object"]]
         if p["pair"] in lg_created and p.get("sf_id") and spec.record_link:
-            # a lead just created from this Salesforce record: point the record back at it
-            new_id = lg_created[p["pair"]]
-            p["sf_op"] = p.get("sf_op") or "update"
-            p["sf_payload"] = {
-                **(p.get("sf_payload") or {}),
-                "Id": p["sf_id"],
-                spec.record_link.id_field: new_id,
-            }
-            url = link_url(spec, new_id, app_base_url)
-            if url and spec.record_link.url_field:
-                p["sf_payload"][spec.record_link.url_field] = url
+            extra_agreed[p["pair"]] = _link_back(p, lg_created[p["pair"]], rctx)
         if p.get("sf_op"):
             todo.append(p)
     counts["skipped_already_done"] = len(done)
@@ -171,7 +194,9 @@ def load_salesforce_stage(
                 else:
                     results = sf.update(sobject, payloads)
                 rows = [
-                    _result_row(plan, "salesforce", op, res)
+                    _result_row(
+                        plan, "salesforce", op, res, agreed_extra=extra_agreed.get(plan["pair"], {})
+                    )
                     for plan, res in zip(batch, results, strict=True)
                 ]
                 for plan, r in zip(batch, rows, strict=True):

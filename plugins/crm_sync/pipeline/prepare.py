@@ -8,6 +8,7 @@ fails here, at once, with a message saying what to fix.
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import timedelta
 from typing import Any
 
@@ -122,6 +123,11 @@ def prepare(
 ) -> dict[str, Any]:
     """Check specs against live schemas, resolve owners, record the run start; save the facts
     (``schema.json``, ``owners.json``) in the run folder for the later stages."""
+    # A new run (or a whole run cleared and started again) plans from scratch against the current
+    # state of both systems; leftovers of an earlier attempt must not be mistaken for its results.
+    # Task retries of later stages keep the folder: load skips what it already wrote.
+    if ctx.run_dir.exists():
+        shutil.rmtree(ctx.run_dir)
     specs = load_specs(spec_names)
     schema = read_live_schema(specs, sf, lg, extra_sf_objects)
     check_specs(specs, schema)

@@ -119,6 +119,9 @@ class Plan:
     source_key_sf: str | None = None
     source_key_lg: str | None = None
     link_change: dict[str, Any] | None = None
+    # For Lead Gen & CRM creates: the Salesforce record, so the load stage can reconcile the
+    # values Lead Gen & CRM fills in by itself (defaults) in the same run.
+    sf_record: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -211,6 +214,7 @@ def _reconcile_object(
             _plan_create_sf(plan, spec, ctx, lg_rec)
         elif sf_rec is not None:
             _plan_create_lg(plan, spec, ctx, sf_rec)
+            plan.sf_record = p["sf"]
         extras = p.get("lg_extra") or []
         if extras and plan.lg_id and plan.lg_op != "create":
             # lifecycle writes decided by the match stage (deactivate, reactivate, contact status)

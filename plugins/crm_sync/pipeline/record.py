@@ -218,6 +218,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
             agreed.update(plan.get("agreed_if_sf") or {})
         if plan.get("lg_op") and lg_ok:
             agreed.update(plan.get("agreed_if_lg") or {})
+        sf_res = sf_results.get(plan["pair"])
+        if sf_res and sf_res["success"] and sf_res.get("agreed_extra"):
+            agreed.update(sf_res["agreed_extra"])
         change = plan.get("link_change") or {}
         kind = change.get("kind")
         if not lg_id or not sf_id:
