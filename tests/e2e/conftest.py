@@ -11,7 +11,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 import requests
 
 from sandbox.process import SandboxProcess, start_sandbox
+from tests.e2e.helpers import PARAM_DEFAULTS
 
 SF_CONN = {
     "conn_type": "salesforce",
@@ -28,6 +28,7 @@ SF_CONN = {
 }
 LG_CONN = {"conn_type": "leadgen", "login": "SANDBOXACCOUNT", "password": "SANDBOXSECRET"}
 APP_BASE_URL = "https://app.leadgen.example"
+REPO_MAPPINGS = Path(__file__).resolve().parents[2] / "include" / "mappings"
 
 
 class Admin:
@@ -119,43 +120,6 @@ def dags(airflow_db) -> dict[str, Any]:
 
     bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
     assert bag.import_errors == {}
+    for dag_id, dag in bag.dags.items():
+        PARAM_DEFAULTS[dag_id] = {k: dag.params[k] for k in dag.params}
     return bag.dags
-
-
-@dataclass
-class RunOutcome:
-    state: str
-    report: dict[str, Any] | None
-    run_id: str
-    task_states: dict[str, str]
-
-
-def run_dag(
-    dags: dict[str, Any], dag_id: str, hour: datetime, conf: dict[str, Any] | None = None
-) -> RunOutcome:
-    """Run ``dag_id`` with ``dag.test()`` for the data interval that ends at ``hour``.
-
-    Returns the DagRun state, each task's state and the run report from the state store.
-    """
-    from crm_sync.flows.common import open_clients
-
-    dag = dags[dag_id]
-    for t in dag.tasks:
-        # Keep the retries (they are part of the behaviour under test) but not the waiting.
-        t.retry_delay = timedelta(0)
-        t.retry_exponential_backoff = False
-    dr = dag.test(logical_date=hour.astimezone(UTC), run_conf=conf or {})
-    states = {
-        ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()
-    }
-    store = open_clients._store("sync_state")
-    run = store.get_run(dag_id, dr.run_id)
-    return RunOutcome(
-        str(getattr(dr.state, "value", dr.state)), run.report if run else None, dr.run_id, states
-    )
-
-
-def state_store():
-    from crm_sync.flows.common import open_clients
-
-    return open_clients._store("sync_state")
