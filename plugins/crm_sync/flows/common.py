@@ -174,3 +174,31 @@ def finish(ctx: RunContext, store: Any, report: dict[str, Any], *, stream: str) 
     if breached:
         raise ThresholdExceeded(message)
     return report
+
+
+PEOPLE_DAG_ID = "sync_leads_contacts"
+
+
+def people_window_synced(context: Any) -> bool:
+    """Sensor condition for the DAGs that depend on person links (opportunities, engagement):
+    true once ``sync_leads_contacts`` has loaded a window covering this run's data interval, so
+    every contact or lead this run refers to that could be linked is linked."""
+    params = dict(context.get("params") or {})
+    store = open_clients._store(params.get("state_conn_id") or DEFAULT_CONN_IDS["state"])
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end")
+    if start is None or end is None:
+        return True  # runs without an interval (asset-triggered, manual without date) do not wait
+    start, end = _aware(start), _aware(end)
+    if end <= start:
+        start = end - timedelta(hours=1)
+    done = store.window_done(PEOPLE_DAG_ID, start, end)
+    log.info(
+        "waiting for %s to cover [%s, %s): %s (covered until %s)",
+        PEOPLE_DAG_ID,
+        start.isoformat(),
+        end.isoformat(),
+        "done" if done else "not yet",
+        store.covered_until(PEOPLE_DAG_ID),
+    )
+    return done
