@@ -121,6 +121,7 @@ class SfField:
     picklist_values: list[str] = field(default_factory=list)
     precision: int = 0
     scale: int = 0
+    defaulted_on_create: bool = False
 
     @classmethod
     def from_describe(cls, f: dict[str, Any]) -> SfField:
@@ -138,6 +139,7 @@ class SfField:
             ],
             precision=int(f.get("precision") or 0),
             scale=int(f.get("scale") or 0),
+            defaulted_on_create=bool(f.get("defaultedOnCreate", False)),
         )
 
 

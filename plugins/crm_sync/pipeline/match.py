@@ -161,6 +161,9 @@ class Matcher:
         return {i: self._sf_cache[i] for i in ids if i and self._sf_cache.get(i) is not None}
 
     def lg_by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        # Lead Gen & CRM ids are integers. A record-link field holding anything else (typed by
+        # hand, left by another tool) can only be stale: it matches nothing and gets repaired.
+        ids = [i for i in ids if str(i).strip().isdigit()]
         found = self.index.get_lg(ids)
         missing = [i for i in ids if i not in found]
         if missing:
@@ -308,12 +311,19 @@ class Matcher:
                 if lk.lg_id != lg_id
             ]
             if others:
+                # Two leads now stand for one Salesforce record. Syncing both would make them
+                # overwrite each other's values there on every run, so this link is parked as a
+                # collision (reported every run) until someone merges the leads.
                 pair["events"].append(
                     {
                         "event": "merge_collision",
                         "detail": f"leads {lg_id} and {', '.join(o.lg_id for o in others)} now point at {target['Id']}; review and merge them in Lead Gen & CRM",
                     }
                 )
+                pair["link_change"] = {**pair["link_change"], "kind": "merge_collision"}
+                pair["skip_fields"] = True
+                pair["lg_extra"] = []
+                return pair
         if pair["sf_object"] == "Contact" and lg_rec is not None and not _lg_is_contact(lg_rec):
             pair["lg_extra"].append({"leadStatus": "contact"})
             pair["events"].append(
@@ -412,6 +422,25 @@ class Matcher:
                         yield p
                     else:
                         self.counts["skipped"] += 1
+                elif link is not None and link.status == "collision":
+                    self.covered_lg.add(lid)
+                    self.counts["collision_skipped"] += 1
+                    yield {
+                        "pair": f"lg:{lid}",
+                        "lg": rec,
+                        "sf": None,
+                        "sf_object": link.sf_object,
+                        "link": _link_dict(link),
+                        "match": "link",
+                        "skip_fields": True,
+                        "events": [
+                            {
+                                "event": "merge_collision",
+                                "detail": f"lead {lid} shares Salesforce {link.sf_id} with another lead since a merge; not synced until resolved",
+                            }
+                        ],
+                        "lg_extra": [],
+                    }
                 elif _lg_active(rec):
                     unlinked.append(rec)
             if not unlinked:

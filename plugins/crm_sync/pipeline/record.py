@@ -86,7 +86,14 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
     quarantined: list[dict[str, Any]] = []
     resolved_keys: dict[str, list[str]] = {"lg_to_sf": [], "sf_to_lg": []}
     values_by_lg: dict[str, dict[str, Any]] = {}
-    planned = rejected = 0
+    planned = rejected = still_rejected = 0
+    # Rows already in quarantine before this run are retried here; failing again is not news and
+    # must not turn every later run red. The threshold counts rows rejected for the first time.
+    prior = {
+        (direction, key)
+        for direction in ("lg_to_sf", "sf_to_lg")
+        for key in store.retry_keys(ctx.dag_id, direction, include_parked=True)
+    }
 
     for plan in read_jsonl(ctx.run_dir / "plans" / "validated.jsonl"):
         c["pairs"] += 1
@@ -100,6 +107,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         has_write = bool(plan.get("sf_op") or plan.get("lg_op"))
         planned += has_write
         row_rejected = False
+        first_q = len(quarantined)
 
         # -- Salesforce side (lg_to_sf) --------------------------------------------------
         sf_ok = True
@@ -204,7 +212,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     c["lg_failed"] += 1
         if not has_write:
             c["unchanged"] += 1
-        rejected += row_rejected
+        row_new = any((q["direction"], q["record_key"]) not in prior for q in quarantined[first_q:])
+        rejected += row_rejected and row_new
+        still_rejected += row_rejected and not row_new
         if ctx.dry_run:
             continue
 
@@ -224,6 +234,19 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         change = plan.get("link_change") or {}
         kind = change.get("kind")
         if not lg_id or not sf_id:
+            continue
+        if kind == "merge_collision":
+            store.upsert_link(
+                DOMAIN,
+                lg_id,
+                plan["sf_object"],
+                sf_id,
+                status="collision",
+                run_id=ctx.run_id,
+                event="merge_collision",
+                detail=_first_detail(plan, "merge_collision"),
+            )
+            c["links_collision"] += 1
             continue
         if kind == "deleted":
             if lg_ok:
@@ -324,6 +347,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         "events": dict(events),
         "event_examples": event_examples,
         "rejected_rows": rejected,
+        "still_quarantined_rows": still_rejected,
         "planned_rows": planned,
         "reject_rate": round(reject_rate, 4),
         "max_reject_rate": ctx.max_reject_rate,

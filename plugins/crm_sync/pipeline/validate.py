@@ -167,11 +167,10 @@ class Validator:
                 if len(stats.examples) < 5:
                     stats.examples.append(_json_safe(value))
                 failures.append((int(item["__row"]), check, value))
-            if r.exception_info and r.exception_info.get("raised_exception"):
+            message = _raised(r.exception_info)
+            if message:
                 # A broken expectation must not let rows through unchecked.
-                raise RuntimeError(
-                    f"expectation {check.name} on {check.column} raised: {r.exception_info.get('exception_message')}"
-                )
+                raise RuntimeError(f"expectation {check.name} on {check.column} raised: {message}")
         self.context.suites.delete(name)
         return failures
 
@@ -182,10 +181,32 @@ class Validator:
         }
 
 
+def _raised(info: Any) -> str | None:
+    """The exception message inside a GX ``exception_info`` (flat or keyed by metric), if any."""
+    if isinstance(info, dict):
+        if info.get("raised_exception"):
+            return str(info.get("exception_message") or "unknown error")
+        for v in info.values():
+            found = _raised(v)
+            if found:
+                return found
+    return None
+
+
 def _gxe() -> Any:
     import great_expectations.expectations as gxe
 
     return gxe
+
+
+def required_fields(schema: LiveSchema, sobject: str) -> list[str]:
+    """Fields a create must set: not nillable, createable, and without a default on create
+    (describe's ``defaultedOnCreate``: e.g. Lead Status and OwnerId have defaults)."""
+    return [
+        f.name
+        for f in schema.salesforce.get(sobject, {}).values()
+        if not f.nillable and f.createable and not f.defaulted_on_create and f.type != "boolean"
+    ]
 
 
 def salesforce_checks(
@@ -195,12 +216,7 @@ def salesforce_checks(
     checks: list[Check] = []
     cols = set(columns)
     fields = schema.salesforce.get(sobject, {})
-    required = [
-        f.name
-        for f in fields.values()
-        if not f.nillable and f.createable and f.type not in ("boolean",) and f.name != "OwnerId"
-    ]
-    for name in required:
+    for name in required_fields(schema, sobject):
         if op == "create" or name in cols:
             cond = (
                 {}
@@ -382,8 +398,15 @@ def _rule_checks(rules: list[Any], column: str) -> list[Check]:
     return out
 
 
-def _frame(payloads: list[dict[str, Any]], rows: list[int]) -> pd.DataFrame:
+def _frame(
+    payloads: list[dict[str, Any]], rows: list[int], ensure: Iterable[str] = ()
+) -> pd.DataFrame:
+    """One row per payload; ``ensure`` columns exist even when no payload has them (a required
+    field missing from every row must fail, not be skipped)."""
     df = pd.DataFrame(payloads).astype(object)
+    for c in ensure:
+        if c not in df.columns:
+            df[c] = None
     df = df.where(pd.notna(df), None)
     for c in list(df.columns):
         df[f"__has_{c}"] = [c in p for p in payloads]
@@ -413,7 +436,8 @@ def validate_plans(
             {k: v for k, v in plans[i]["sf_payload"].items() if k != "Id" and _safe_column(k)}
             for i in idx
         ]
-        df = _frame(payloads, idx)
+        required = required_fields(schema, sobject)
+        df = _frame(payloads, idx, ensure=required if op == "create" else ())
         checks = salesforce_checks(
             sobject, op, [c for c in df.columns if not c.startswith("__")], schema, specs[sobject]
         )
@@ -442,7 +466,7 @@ def validate_plans(
         payloads = [
             {k: v for k, v in plans[i]["lg_payload"].items() if _safe_column(k)} for i in idx
         ]
-        df = _frame(payloads, idx)
+        df = _frame(payloads, idx, ensure=("emailAddress",) if op == "create" else ())
         for c in df.columns:
             if not c.startswith("__"):
                 df[c] = [
