@@ -504,6 +504,8 @@ class Matcher:
             lg_recs = self.lg_by_ids(linked_lg_ids) if linked_lg_ids else {}
             unlinked: list[dict[str, Any]] = []
             for sid in ids:
+                if sid in self.covered_sf:
+                    continue  # reached earlier in this chunk, e.g. as the master of a merge
                 rec = recs[sid]
                 lks = [
                     lk
@@ -540,6 +542,8 @@ class Matcher:
             taken = self.store.links_by_lg(DOMAIN, cand_ids)
             for rec in unlinked:
                 sid = rec["Id"]
+                if sid in self.covered_sf:
+                    continue  # became a merge master or conversion target of a pair above
                 self.covered_sf.add(sid)
                 sobject = self.sf_object_of(sid)
                 lg = None
