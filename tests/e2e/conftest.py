@@ -82,7 +82,7 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxes]:
         {
             **LG_CONN,
             "host": f"{lg_proc.base_url}/pubapi/v1.2/",
-            "extra": {"app_base_url": APP_BASE_URL, "max_per_second": 50},
+            "extra": {"app_base_url": APP_BASE_URL},
         }
     )
     # simple-salesforce trusts REQUESTS_CA_BUNDLE (it overrides the session's verify setting);
@@ -104,7 +104,7 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxes]:
 @pytest.fixture
 def fresh(sandboxes: Sandboxes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandboxes:
     """Empty sandboxes (real clock, no faults), a new state store and run folder for this test."""
-    sandboxes.sf.post("reset")
+    sandboxes.sf.post("reset", {"schema": True})
     sandboxes.lg.post("reset")
     monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "crm_sync"))
     monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", f"sqlite:///{tmp_path / 'state.db'}")

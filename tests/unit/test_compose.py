@@ -62,7 +62,12 @@ def test_celery_and_postgres(compose: dict) -> None:
 
 
 def test_repo_folders_are_mounted(compose: dict) -> None:
-    for name in ("airflow-scheduler", "airflow-worker", "airflow-dag-processor", "airflow-apiserver"):
+    for name in (
+        "airflow-scheduler",
+        "airflow-worker",
+        "airflow-dag-processor",
+        "airflow-apiserver",
+    ):
         mounts = compose["services"][name]["volumes"]
         for folder in ("dags", "plugins", "include", "sandbox"):
             assert f"./{folder}:/opt/airflow/{folder}" in mounts, (name, folder)
@@ -77,4 +82,8 @@ def test_connections_point_at_the_sandbox_services(compose: dict) -> None:
     assert env["REQUESTS_CA_BUNDLE"].startswith("/opt/sandbox/salesforce/")
     sf_cmd = compose["services"]["sandbox-salesforce"]["command"]
     assert sf_cmd[:3] == ["python", "-m", "sandbox.salesforce"] and "--cert-host" in sf_cmd
-    assert compose["services"]["sandbox-leadgen"]["command"][:3] == ["python", "-m", "sandbox.leadgen"]
+    assert compose["services"]["sandbox-leadgen"]["command"][:3] == [
+        "python",
+        "-m",
+        "sandbox.leadgen",
+    ]

@@ -53,6 +53,8 @@ INVALID_CASES = {
     "opportunity_pushed": "tests/fixtures/specs/invalid/opportunity_pushed.yaml: fields[1].direction: opportunities are synced one way, from Salesforce: only 'pull' or 'none' is allowed (got 'push')",
     "bad_regex": "tests/fixtures/specs/invalid/bad_regex.yaml: fields[0].rules[0].regex: invalid regular expression",
     "not_yaml": "tests/fixtures/specs/invalid/not_yaml.yaml: line 3, column 1: not valid YAML",
+    "opportunities_two_way": "tests/fixtures/specs/invalid/opportunities_two_way.yaml: fields[2].direction: opportunities are synced one way, from Salesforce: only 'pull' or 'none' is allowed (got 'two-way')",
+    "opportunities_accounts_pushed": "tests/fixtures/specs/invalid/opportunities_accounts_pushed.yaml: fields[1].direction: accounts are synced one way, from Salesforce: only 'pull' or 'none' is allowed (got 'push')",
     "readonly_pulled": "tests/fixtures/specs/invalid/readonly_pulled.yaml: fields[0].direction: updateTimestamp is read-only in Lead Gen & CRM",
 }
 

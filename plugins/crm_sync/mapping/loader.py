@@ -155,10 +155,11 @@ def check_object_spec(spec: ObjectSpec) -> list[tuple[str, str]]:
                 )
             )
         if row.leadgen in LEADGEN_READ_ONLY and row.direction.writes_leadgen:
+            allowed = "'none'" if spec.kind in one_way_kinds else "'push' or 'none'"
             problems.append(
                 (
                     f"{p}.direction",
-                    f"{row.leadgen} is read-only in Lead Gen & CRM; use 'push' or 'none'",
+                    f"{row.leadgen} is read-only in Lead Gen & CRM; use {allowed}",
                 )
             )
         if row.salesforce in link_fields:

@@ -167,32 +167,76 @@ class OwnerSpec(Strict):
 
 
 class StageSpec(Strict):
-    """``include/mappings/opportunity_stages.yaml``: Salesforce StageName -> deal stage name."""
+    """``include/mappings/opportunity_stages.yaml``: Salesforce StageName -> deal stage name.
+
+    A StageName that is not a key of ``stages`` is never given a default deal stage: the
+    opportunities in it are quarantined until the map names one. Several Salesforce stages may
+    share one deal stage. ``create_missing_deal_stages`` lets the sync create a mapped deal stage
+    that Lead Gen & CRM does not have yet; it is off unless the file says so, because a typo in a
+    deal stage name would otherwise become a stray stage in the pipeline.
+    """
 
     version: Literal[1]
-    stages: dict[str, str] = Field(min_length=1)
-    create_missing_deal_stages: bool = True
+    description: str | None = None
+    stages: dict[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)],
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)],
+    ] = Field(min_length=1)
+    create_missing_deal_stages: bool = False
 
 
 EventType = Literal["form_submission", "email_send", "email_open", "email_click", "page_visit"]
 
 
 class EventTaskSpec(Strict):
+    """How one marketing event type becomes a completed Salesforce Task.
+
+    Which placeholders ``subject`` may use and which names ``description`` may list depend on
+    the event type; :func:`crm_sync.domains.engagement.check_spec` checks them when the spec is
+    loaded, so a typo fails the run before anything is read or written.
+    """
+
     enabled: bool = True
-    subject: str = Field(description="str.format template over the event's fields")
-    type: str | None = "Other"
-    subtype: str | None = "Task"
-    description: list[str] = Field(
-        default_factory=list, description="event fields listed in the Task comments"
+    subject: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="str.format template over the event's fields, e.g. 'Filled out {formName}'",
+    )
+    type: str | None = Field(default="Other", description="Task.Type; null leaves it empty")
+    subtype: str | None = Field(
+        default="Task",
+        description="Task.TaskSubtype (settable on create only); null keeps the org default",
+    )
+    description: list[FieldName] = Field(
+        default_factory=list,
+        description="event fields listed, one 'Label: value' line each, in the Task comments",
     )
 
 
 class EngagementSpec(Strict):
-    """``include/mappings/engagement.yaml``: which marketing events become Salesforce Tasks."""
+    """``include/mappings/engagement.yaml``: which marketing events become Salesforce Tasks.
+
+    An event type missing from ``events`` is off, like one with ``enabled: false``.
+    """
 
     version: Literal[1]
-    external_id_field: FieldName = "LeadGen_Event_Id__c"
-    status: str = "Completed"
+    description: str | None = None
+    external_id_field: FieldName = Field(
+        default="LeadGen_Event_Id__c",
+        description="Task external-id field holding the event identity (upsert key)",
+    )
+    status: str = Field(default="Completed", description="Task.Status: a closed status")
     priority: str = "Normal"
-    bulk_threshold: int = Field(default=2000, ge=1)
+    activity_timezone: str = Field(
+        default="UTC",
+        description="IANA zone whose calendar date becomes Task.ActivityDate",
+    )
+    bulk_threshold: int = Field(
+        default=2000, ge=1, description="more Tasks than this in one batch go through Bulk API 2.0"
+    )
     events: dict[EventType, EventTaskSpec]
+
+    def enabled_types(self) -> list[str]:
+        """Event types switched on, in the order of :data:`EventType`."""
+        order = list(EventType.__args__)  # type: ignore[attr-defined]
+        return [t for t in order if t in self.events and self.events[t].enabled]

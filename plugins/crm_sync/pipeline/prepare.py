@@ -83,7 +83,8 @@ def read_live_schema(
     schema = LiveSchema()
     for sobject in sorted({s.salesforce_object for s in specs.values()} | set(extra_objects)):
         schema.add_salesforce_describe(sobject, sf.describe(sobject))
-    schema.add_leadgen_fields(lg.get_fields())
+    if specs:  # a DAG without Lead Gen & CRM object specs (engagement) needs no field list
+        schema.add_leadgen_fields(lg.get_fields())
     return schema
 
 

@@ -86,7 +86,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
     quarantined: list[dict[str, Any]] = []
     resolved_keys: dict[str, list[str]] = {"lg_to_sf": [], "sf_to_lg": []}
     values_by_lg: dict[str, dict[str, Any]] = {}
-    planned = rejected = still_rejected = 0
+    planned = rejected = still_rejected = loaded = 0
     # Rows already in quarantine before this run are retried here; failing again is not news and
     # must not turn every later run red. The threshold counts rows rejected for the first time.
     prior = {
@@ -212,6 +212,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     c["lg_failed"] += 1
         if not has_write:
             c["unchanged"] += 1
+        loaded += has_write and not row_rejected and sf_ok and lg_ok and not ctx.dry_run
         row_new = any((q["direction"], q["record_key"]) not in prior for q in quarantined[first_q:])
         rejected += row_rejected and row_new
         still_rejected += row_rejected and not row_new
@@ -346,6 +347,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         + c["quarantine_resolved_sf_to_lg"],
         "events": dict(events),
         "event_examples": event_examples,
+        "loaded_rows": loaded,
         "rejected_rows": rejected,
         "still_quarantined_rows": still_rejected,
         "planned_rows": planned,
@@ -359,7 +361,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
             {k: q[k] for k in ("record_key", "direction", "category", "check", "field", "message")}
             for q in quarantined[:20]
         ],
-        "api_calls": _api_calls(stage_summaries),
+        "api_calls": sum_api_calls(stage_summaries),
     }
     write_json(ctx.path("report.json"), report)
     return report
@@ -372,7 +374,7 @@ def _first_detail(plan: dict[str, Any], kind: str) -> str | None:
     return None
 
 
-def _api_calls(stage_summaries: dict[str, Any]) -> dict[str, int]:
+def sum_api_calls(stage_summaries: dict[str, Any]) -> dict[str, int]:
     """Each task builds its own clients, so the run's calls are the sum over tasks."""
     sf = sum(int(s.get("sf_api_calls", 0)) for s in stage_summaries.values() if isinstance(s, dict))
     lg = sum(int(s.get("lg_api_calls", 0)) for s in stage_summaries.values() if isinstance(s, dict))

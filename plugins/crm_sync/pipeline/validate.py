@@ -82,13 +82,13 @@ class Failure:
             "target": self.target,
             "check": self.check,
             "field": self.field,
-            "value": _json_safe(self.value),
+            "value": json_safe(self.value),
             "message": self.message,
             "category": self.category,
         }
 
 
-def _json_safe(v: Any) -> Any:
+def json_safe(v: Any) -> Any:
     try:
         if pd.isna(v):
             return None
@@ -165,7 +165,7 @@ class Validator:
             for item in unexpected:
                 value = item.get(check.column)
                 if len(stats.examples) < 5:
-                    stats.examples.append(_json_safe(value))
+                    stats.examples.append(json_safe(value))
                 failures.append((int(item["__row"]), check, value))
             message = _raised(r.exception_info)
             if message:
@@ -255,7 +255,7 @@ def salesforce_checks(
                     "max_length",
                     name,
                     gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=f.length),
-                    f"at most {f.length} characters",
+                    f"must be at most {f.length} characters",
                 )
             )
         if f.restricted_picklist and f.picklist_values:
@@ -264,7 +264,7 @@ def salesforce_checks(
                     "picklist",
                     name,
                     gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(f.picklist_values)),
-                    f"one of {f.picklist_values}",
+                    f"must be one of {f.picklist_values}",
                 )
             )
         if family in ("number", "date", "datetime", "boolean"):
@@ -273,12 +273,12 @@ def salesforce_checks(
                     "parseable",
                     name,
                     gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
-                    f"a valid {f.type}",
+                    f"must be a valid {f.type}",
                 )
             )
     for row in spec.fields:
         if row.salesforce in cols and row.direction.writes_salesforce:
-            checks.extend(_rule_checks(row.rules, row.salesforce))
+            checks.extend(rule_checks(row.rules, row.salesforce))
     return checks
 
 
@@ -322,7 +322,7 @@ def leadgen_checks(
                     "max_length",
                     name,
                     gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=length),
-                    f"at most {length} characters",
+                    f"must be at most {length} characters",
                 )
             )
         if lf and lf.options and lf.data_type == "picklist":
@@ -331,7 +331,7 @@ def leadgen_checks(
                     "picklist",
                     name,
                     gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(lf.options)),
-                    f"one of {lf.options}",
+                    f"must be one of {lf.options}",
                 )
             )
         checks.append(
@@ -339,16 +339,16 @@ def leadgen_checks(
                 "parseable",
                 name,
                 gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
-                "a parseable value",
+                "must be a parseable value",
             )
         )
         row = spec_rows.get(name)
         if row is not None and row.direction.writes_leadgen:
-            checks.extend(_rule_checks(row.rules, name))
+            checks.extend(rule_checks(row.rules, name))
     return checks
 
 
-def _rule_checks(rules: list[Any], column: str) -> list[Check]:
+def rule_checks(rules: list[Any], column: str) -> list[Check]:
     gxe = _gxe()
     out = []
     for i, rule in enumerate(rules):
@@ -370,7 +370,7 @@ def _rule_checks(rules: list[Any], column: str) -> list[Check]:
                     gxe.ExpectColumnValueLengthsToBeBetween(
                         column=column, max_value=rule.max_length
                     ),
-                    rule.message or f"at most {rule.max_length} characters",
+                    rule.message or f"must be at most {rule.max_length} characters",
                 )
             )
         elif rule.required:
@@ -392,13 +392,13 @@ def _rule_checks(rules: list[Any], column: str) -> list[Check]:
                     label,
                     column,
                     gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.allowed)),
-                    rule.message or f"one of {rule.allowed}",
+                    rule.message or f"must be one of {rule.allowed}",
                 )
             )
     return out
 
 
-def _frame(
+def frame(
     payloads: list[dict[str, Any]], rows: list[int], ensure: Iterable[str] = ()
 ) -> pd.DataFrame:
     """One row per payload; ``ensure`` columns exist even when no payload has them (a required
@@ -414,7 +414,15 @@ def _frame(
     return df
 
 
-def _safe_column(name: str) -> bool:
+def _explain(who: str, check: Check, value: Any) -> str:
+    """``Salesforce Lead (new) (lead 123): field Title must be at most 128 characters
+    [check max_length]; got 'Senior Vice …'``: the record, the field, the rule and the value."""
+    shown = json_safe(value)
+    got = "it is blank" if shown is None else f"got {shown!r}"
+    return f"{who}: field {check.column} {check.describe} [check {check.name}]; {got}"
+
+
+def safe_column(name: str) -> bool:
     # pandas row_condition strings cannot address arbitrary names; our field names are identifiers.
     return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
 
@@ -433,11 +441,11 @@ def validate_plans(
             groups[(p["sf_object"], p["sf_op"])].append(i)
     for (sobject, op), idx in groups.items():
         payloads = [
-            {k: v for k, v in plans[i]["sf_payload"].items() if k != "Id" and _safe_column(k)}
+            {k: v for k, v in plans[i]["sf_payload"].items() if k != "Id" and safe_column(k)}
             for i in idx
         ]
         required = required_fields(schema, sobject)
-        df = _frame(payloads, idx, ensure=required if op == "create" else ())
+        df = frame(payloads, idx, ensure=required if op == "create" else ())
         checks = salesforce_checks(
             sobject, op, [c for c in df.columns if not c.startswith("__")], schema, specs[sobject]
         )
@@ -451,7 +459,7 @@ def validate_plans(
                     check.name,
                     check.column,
                     value,
-                    f"{who}: field {check.column}: {check.name}: value {_json_safe(value)!r} {check.describe}",
+                    _explain(who, check, value),
                 )
             )
     lg_groups: dict[str, list[int]] = defaultdict(list)
@@ -464,9 +472,9 @@ def validate_plans(
             rows_by_lg.setdefault(row.leadgen, row)
     for op, idx in lg_groups.items():
         payloads = [
-            {k: v for k, v in plans[i]["lg_payload"].items() if _safe_column(k)} for i in idx
+            {k: v for k, v in plans[i]["lg_payload"].items() if safe_column(k)} for i in idx
         ]
-        df = _frame(payloads, idx, ensure=("emailAddress",) if op == "create" else ())
+        df = frame(payloads, idx, ensure=("emailAddress",) if op == "create" else ())
         for c in df.columns:
             if not c.startswith("__"):
                 df[c] = [
@@ -485,7 +493,7 @@ def validate_plans(
                     check.name,
                     check.column,
                     value,
-                    f"{who}: field {check.column}: {check.name}: value {_json_safe(value)!r} {check.describe}",
+                    _explain(who, check, value),
                 )
             )
     return failures

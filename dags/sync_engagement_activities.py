@@ -1,0 +1,138 @@
+"""
+### Marketing engagement: Lead Gen & CRM events → completed Salesforce Tasks, exactly once
+
+Every hour, turns the marketing events of the run's data interval (widened by a lookback
+overlap, inclusive lower bound) into completed Tasks on the linked Salesforce Lead or Contact:
+form submissions, email sends, email opens, the **first** click per lead and email, and page
+visits — each type on or off, and worded, in `include/mappings/engagement.yaml`.
+
+**Stages**: `wait_for_people` (sensor: `sync_leads_contacts` has synced this window, so the
+links are current) → `prepare` (spec checked against the Task describe, active users) →
+`extract` (`getEvents` per enabled type, plus held and quarantined events) → `plan` (one event
+per Task key, link lookup, owner read from the Lead/Contact; not linked yet → held, record
+deleted → dropped) → `validate` (Great Expectations gate; rejects quarantined) → `load` (keys
+already in Salesforce skipped, the rest upserted on `LeadGen_Event_Id__c`; Bulk API 2.0 for
+large batches) → `record` (held items, quarantine, run report per event type, watermark).
+
+**Exactly once**: the Task external id is the event identity (`LG-EVT-<event id>`; for clicks
+`LG-CLICK-<lead>-<email send>`, so a later click never makes a second Task). Reruns, overlaps
+and backfills find the existing Task and write nothing.
+
+**Params**: `dry_run` plans, validates and reports what would be created, writing nothing;
+`full_resync` reads every event since the start of time; `retry_quarantined` also retries
+parked quarantine rows; `max_reject_rate` turns the run red above this share of rejected Tasks.
+
+**Backfill**: `airflow backfill create --dag-id sync_engagement_activities --from-date … --to-date …`;
+each run syncs its own hour. See `docs/engagement.md`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+ENGAGEMENT_SYNCED = Asset("crm_sync://engagement")
+
+PARAMS = {
+    "full_resync": Param(
+        False, type="boolean", description="Read every event since the start, ignoring the window."
+    ),
+    "dry_run": Param(
+        False, type="boolean", description="Plan, validate and report every Task; write nothing."
+    ),
+    "retry_quarantined": Param(
+        False, type="boolean", description="Retry parked quarantine rows too."
+    ),
+    "lookback_minutes": Param(
+        5, type="integer", minimum=0, maximum=1440, description="Overlap added before the window."
+    ),
+    "max_reject_rate": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Share of rejected Tasks that fails the run.",
+    ),
+    "max_attempts": Param(
+        5,
+        type="integer",
+        minimum=1,
+        maximum=100,
+        description="Retries of a quarantined Task before it is parked.",
+    ),
+}
+
+
+@dag(
+    dag_id="sync_engagement_activities",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
+    tags=["crm-sync", "engagement", "activities"],
+    params=PARAMS,
+    doc_md=__doc__,
+)
+def sync_engagement_activities():
+    @task.sensor(poke_interval=60, timeout=3600, mode="reschedule")
+    def wait_for_people() -> bool:
+        from crm_sync.flows import engagement
+
+        return engagement.people_ready(get_current_context())
+
+    @task
+    def prepare() -> dict:
+        from crm_sync.flows import engagement
+
+        return engagement.prepare(get_current_context())
+
+    @task
+    def extract(prepared: dict) -> dict:
+        from crm_sync.flows import engagement
+
+        return engagement.extract(prepared)
+
+    @task
+    def plan(prepared: dict, extracted: dict) -> dict:
+        from crm_sync.flows import engagement
+
+        return engagement.plan(prepared, extracted)
+
+    @task
+    def validate(prepared: dict, planned: dict) -> dict:
+        from crm_sync.flows import engagement
+
+        return engagement.validate(prepared, planned)
+
+    @task
+    def load(prepared: dict, validated: dict) -> dict:
+        from crm_sync.flows import engagement
+
+        return engagement.load(prepared, validated)
+
+    @task(outlets=[ENGAGEMENT_SYNCED])
+    def record(
+        prepared: dict, extracted: dict, planned: dict, validated: dict, loaded: dict
+    ) -> dict:
+        from crm_sync.flows import engagement
+
+        summaries = {"extract": extracted, "plan": planned, "validate": validated, "load": loaded}
+        return engagement.record(prepared, summaries)
+
+    prepared = prepare()
+    wait_for_people() >> prepared
+    extracted = extract(prepared)
+    planned = plan(prepared, extracted)
+    validated = validate(prepared, planned)
+    loaded = load(prepared, validated)
+    record(prepared, extracted, planned, validated, loaded)
+
+
+sync_engagement_activities()

@@ -1,0 +1,159 @@
+"""
+### Opportunities: Salesforce → Lead Gen & CRM, one way
+
+Every hour, after `sync_leads_contacts` has synced the same window (so the contacts that
+opportunities refer to are linked), pulls the Salesforce opportunities that changed in the
+run's data interval (widened by a lookback overlap, inclusive lower bound) into Lead Gen & CRM:
+
+* **Opportunities** created, updated, or deleted, fields per `include/mappings/opportunities.yaml`
+  (pull only: a spec row that would push is refused when the spec loads);
+* **Stages** through `include/mappings/opportunity_stages.yaml` (an unmapped stage is quarantined
+  with its name, never given a default);
+* **Accounts** referenced by those opportunities or by linked contacts
+  (`include/mappings/accounts.yaml`);
+* **Memberships**: each contact role becomes an opportunity lead on the contact's lead (the
+  primary role sets the primary lead); a role whose contact is not linked yet waits and is
+  completed by a later run.
+
+**Stages**: `wait_for_people_sync` → `prepare` (window, specs, stage map and deal stages, owners)
+→ `extract` (Salesforce) → `match` (links, Lead Gen & CRM records) → `reconcile` → `validate`
+(Great Expectations; bad rows quarantined with their reason) → `load_leadgen` (accounts,
+opportunities, memberships; links recorded batch by batch) → `record` (quarantine, waiting
+roles, run report, watermark).
+
+**Params**: `full_resync` ignores the window; `dry_run` plans, validates and reports every write,
+writing nothing; `retry_quarantined` also retries parked quarantine rows; `max_reject_rate` turns
+the run red when more rows than this share are rejected for the first time.
+
+**Backfill**: `airflow backfill create --dag-id sync_opportunities --from-date … --to-date …`
+after backfilling `sync_leads_contacts` over the same hours. See `docs/opportunities.md`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+OPPORTUNITIES_SYNCED = Asset("crm_sync://opportunities")
+
+PARAMS = {
+    "full_resync": Param(
+        False, type="boolean", description="Sync every opportunity, ignoring the window."
+    ),
+    "dry_run": Param(
+        False, type="boolean", description="Plan, validate and report every write; write nothing."
+    ),
+    "retry_quarantined": Param(
+        False, type="boolean", description="Retry parked quarantine rows too."
+    ),
+    "lookback_minutes": Param(
+        5, type="integer", minimum=0, maximum=1440, description="Overlap added before the window."
+    ),
+    "max_reject_rate": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Share of rejected rows that fails the run.",
+    ),
+    "max_attempts": Param(
+        5,
+        type="integer",
+        minimum=1,
+        maximum=100,
+        description="Retries of a quarantined row before it is parked.",
+    ),
+}
+
+
+@dag(
+    dag_id="sync_opportunities",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+    },
+    tags=["crm-sync", "opportunities", "accounts"],
+    params=PARAMS,
+    doc_md=__doc__,
+)
+def sync_opportunities():
+    @task.sensor(poke_interval=60, timeout=3600, mode="reschedule")
+    def wait_for_people_sync() -> bool:
+        from crm_sync.flows.common import people_window_synced
+
+        return people_window_synced(get_current_context())
+
+    @task
+    def prepare() -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.prepare(get_current_context())
+
+    @task
+    def extract(prepared: dict) -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.extract(prepared)
+
+    @task
+    def match(prepared: dict, extracted: dict) -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.match(prepared, extracted)
+
+    @task
+    def reconcile(prepared: dict, matched: dict) -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.reconcile(prepared, matched)
+
+    @task
+    def validate(prepared: dict, planned: dict) -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.validate(prepared, planned)
+
+    @task
+    def load_leadgen(prepared: dict, validated: dict) -> dict:
+        from crm_sync.flows import opportunities
+
+        return opportunities.load_leadgen(prepared, validated)
+
+    @task(outlets=[OPPORTUNITIES_SYNCED])
+    def record(
+        prepared: dict,
+        extracted: dict,
+        matched: dict,
+        planned: dict,
+        validated: dict,
+        loaded: dict,
+    ) -> dict:
+        from crm_sync.flows import opportunities
+
+        summaries = {
+            "extract": extracted,
+            "match": matched,
+            "reconcile": planned,
+            "validate": validated,
+            "load_leadgen": loaded,
+        }
+        return opportunities.record(prepared, summaries)
+
+    prepared = prepare()
+    wait_for_people_sync() >> prepared
+    extracted = extract(prepared)
+    matched = match(prepared, extracted)
+    planned = reconcile(prepared, matched)
+    validated = validate(prepared, planned)
+    loaded = load_leadgen(prepared, validated)
+    record(prepared, extracted, matched, planned, validated, loaded)
+
+
+sync_opportunities()
