@@ -28,10 +28,9 @@ each run syncs its own hour. See `docs/engagement.md`.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args
 
 ENGAGEMENT_SYNCED = Asset("crm_sync://engagement")
 
@@ -67,15 +66,11 @@ PARAMS = {
 
 @dag(
     dag_id="sync_engagement_activities",
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=CronDataIntervalTimetable(HOURLY_CRON, timezone="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-    },
+    default_args=default_args(),
     tags=["crm-sync", "engagement", "activities"],
     params=PARAMS,
     doc_md=__doc__,

@@ -24,10 +24,9 @@ the sync state store (see the *Sync health* page).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+
+from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args
 
 PEOPLE_SYNCED = Asset("crm_sync://leads_contacts")
 
@@ -63,15 +62,11 @@ PARAMS = {
 
 @dag(
     dag_id="sync_leads_contacts",
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=CronDataIntervalTimetable(HOURLY_CRON, timezone="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-    },
+    default_args=default_args(),
     tags=["crm-sync", "leads", "contacts"],
     params=PARAMS,
     doc_md=__doc__,

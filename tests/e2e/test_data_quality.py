@@ -207,7 +207,7 @@ def test_each_defect_is_quarantined_with_its_reason_and_the_rest_loads(
     assert out.report["rejected_rows"] == 0 and out.report["still_quarantined_rows"] == len(bad)
 
 
-def test_threshold_turns_the_run_red_after_the_good_rows_loaded(fresh, dags) -> None:
+def test_threshold_turns_the_run_red_after_the_good_rows_loaded(fresh, dags, caplog) -> None:
     freeze(fresh, 40)
     good = [
         lg_lead(fresh, emailAddress=f"ok{i}@example.com", lastName=f"Ok{i}", companyName="Fine Inc")
@@ -230,6 +230,10 @@ def test_threshold_turns_the_run_red_after_the_good_rows_loaded(fresh, dags) -> 
     assert "required" in run.message and "report.json" in run.message
     # the watermark did not move: the quality gate failed for this window
     assert state_store().get_watermark(DAG, "people") is None
+    # one alert, through the DAG's failure notifier, with the counts
+    alerts = [r.getMessage() for r in caplog.records if r.name == "crm_sync.alerts"]
+    assert len(alerts) == 1
+    assert "threshold_exceeded in task record" in alerts[0] and "quarantined: 2 rows" in alerts[0]
 
 
 @pytest.mark.parametrize("system", ["salesforce", "leadgen"])

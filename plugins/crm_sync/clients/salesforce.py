@@ -388,6 +388,11 @@ class SalesforceClient:
         return
 
     @property
+    def session(self) -> requests.Session:
+        """The ``requests`` session every call of this client goes through (login, REST, Bulk)."""
+        return self._sf.session
+
+    @property
     def api_calls(self) -> int:
         """Calls this client made that count against the org's daily API allocation."""
         return sum(n for kind, n in self.calls.items() if kind != "login")

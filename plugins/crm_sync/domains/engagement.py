@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_sync.errors import ConfigError
+from crm_sync.errors import BudgetExhaustedError, ConfigError
 from crm_sync.mapping.models import EngagementSpec, EventTaskSpec
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.context import RunContext
@@ -933,6 +933,30 @@ def load_stage(ctx: RunContext, sf: Any) -> dict[str, Any]:
         if p["outcome"] == DELIVER and not p.get("rejected") and p["key"] not in done
     )
     counts: Counter = Counter(skipped_already_done=len(done))
+    try:
+        _load_batches(ctx, sf, ext, todo, results_path, counts)
+    except BudgetExhaustedError as exc:
+        # Stop cleanly: written Tasks are recorded; the rest waits for the next run (the
+        # watermark does not advance, so the window is read again).
+        log.warning("load engagement: %s", exc)
+        return {"counts": dict(counts), **_calls(sf=sf), "budget_exhausted": str(exc)}
+    log.info(
+        "load engagement%s: %s sf_api_calls=%d",
+        " (dry run: nothing written)" if ctx.dry_run else "",
+        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        sf.api_calls,
+    )
+    return {"counts": dict(counts), **_calls(sf=sf)}
+
+
+def _load_batches(
+    ctx: RunContext,
+    sf: Any,
+    ext: str,
+    todo: Iterable[dict[str, Any]],
+    results_path: Any,
+    counts: Counter,
+) -> None:
     for batch in chunked(todo, LOAD_CHUNK):
         present = _existing(sf, ext, [p["key"] for p in batch])
         rows: list[dict[str, Any]] = []
@@ -988,13 +1012,6 @@ def load_stage(ctx: RunContext, sf: Any) -> dict[str, Any]:
                 else:
                     counts["failed"] += 1
         write_jsonl(results_path, rows, append=True)
-    log.info(
-        "load engagement%s: %s sf_api_calls=%d",
-        " (dry run: nothing written)" if ctx.dry_run else "",
-        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-        sf.api_calls,
-    )
-    return {"counts": dict(counts), **_calls(sf=sf)}
 
 
 def _sum_calls(summaries: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from crm_sync.errors import FatalError
+from crm_sync.errors import BudgetExhaustedError, FatalError
 from crm_sync.pipeline.context import RunContext
 from crm_sync.runtime import DEFAULT_CONN_IDS
 
@@ -30,15 +30,74 @@ def guarded(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _TASK["ctx"], _TASK["clients"] = None, []
         try:
             return fn(*args, **kwargs)
+        except BudgetExhaustedError as exc:
+            _stop_for_budget(fn.__name__, exc)
         except FatalError as exc:
             from airflow.sdk.exceptions import AirflowFailException
 
             log.error("%s failed without retry: %s", fn.__name__, exc)
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            _account_task_calls()
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stop_for_budget(task: str, exc: BudgetExhaustedError) -> None:
+    """The budget ran out before the load (while reading): end the run cleanly. The run is
+    recorded as ``budget_exhausted``, an alert goes out, and the remaining tasks are skipped; the
+    watermark stays, so the next run covers this window too."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from crm_sync.alerts import alert_text, send
+
+    ctx = _TASK["ctx"]
+    log.warning("%s: %s", task, exc)
+    if ctx is not None:
+        report = {
+            "dag_id": ctx.dag_id,
+            "run_id": ctx.run_id,
+            "status": "budget_exhausted",
+            "stopped_in": task,
+        }
+        try:
+            open_clients.store_for(ctx).finish_run(
+                ctx.dag_id, ctx.run_id, status="budget_exhausted", report=report, message=str(exc)
+            )
+        except Exception:  # the alert below still says what happened
+            log.warning("could not record the budget stop", exc_info=True)
+        send(
+            alert_text(
+                dag_id=ctx.dag_id,
+                run_id=ctx.run_id,
+                status="budget_exhausted",
+                reason=str(exc),
+                task_id=task,
+            )
+        )
+    raise AirflowSkipException(f"Salesforce API budget reached in {task}: {exc}") from None
+
+
+# The run and the API clients of the task running in this process (one task per process).
+_TASK: dict[str, Any] = {"ctx": None, "clients": []}
+
+
+def _account_task_calls() -> None:
+    """Add the task's Salesforce and Lead Gen & CRM calls to its run row, success or failure,
+    so the 24-hour API budget counts every call, including those of failed tasks."""
+    ctx, clients = _TASK["ctx"], _TASK["clients"]
+    _TASK["ctx"], _TASK["clients"] = None, []
+    if ctx is None or not clients:
+        return
+    sf = sum(c.api_calls for kind, c in clients if kind == "salesforce")
+    lg = sum(c.api_calls for kind, c in clients if kind == "leadgen")
+    try:
+        open_clients.store_for(ctx).add_run_calls(ctx.dag_id, ctx.run_id, sf=sf, lg=lg)
+    except Exception:  # accounting must never hide the task's own outcome
+        log.warning("could not record this task's API calls in the state store", exc_info=True)
 
 
 def _run_type(dag_run: Any) -> str:
@@ -66,7 +125,7 @@ def build_run_context(context: Any, *, store: Any, domain: str, stream: str) -> 
         "state": params.get("state_conn_id") or DEFAULT_CONN_IDS["state"],
     }
     dag = context.get("dag")
-    return build_context(
+    ctx = build_context(
         dag_id=getattr(dag, "dag_id", None) or context["dag_id"],
         run_id=str(context.get("run_id") or getattr(dag_run, "run_id", "manual")),
         domain=domain,
@@ -78,6 +137,8 @@ def build_run_context(context: Any, *, store: Any, domain: str, stream: str) -> 
         stream=stream,
         conn_ids=conn_ids,
     )
+    _TASK["ctx"] = ctx
+    return ctx
 
 
 def _aware(dt: Any) -> datetime:
@@ -90,7 +151,9 @@ def _aware(dt: Any) -> datetime:
 
 
 def load_ctx(prepared: dict[str, Any]) -> RunContext:
-    return RunContext.from_dict(prepared["ctx"])
+    ctx = RunContext.from_dict(prepared["ctx"])
+    _TASK["ctx"] = ctx
+    return ctx
 
 
 _STORES: dict[str, Any] = {}
@@ -120,24 +183,61 @@ class open_clients:
 
     @staticmethod
     def salesforce(ctx: RunContext) -> Any:
+        """A Salesforce client held to this product's 24-hour API budget (see budget.py)."""
+        from crm_sync.budget import current_budget, guard
         from crm_sync.runtime import salesforce_client
 
-        return salesforce_client(ctx.conn_ids["salesforce"])
+        client = guard(
+            salesforce_client(ctx.conn_ids["salesforce"]),
+            current_budget(open_clients.store_for(ctx)),
+        )
+        _TASK["clients"].append(("salesforce", client))
+        return client
 
     @staticmethod
     def leadgen(ctx: RunContext) -> Any:
         from crm_sync.runtime import leadgen_client
 
-        return leadgen_client(ctx.conn_ids["leadgen"])
+        client = leadgen_client(ctx.conn_ids["leadgen"])
+        _TASK["clients"].append(("leadgen", client))
+        return client
 
 
-def finish(ctx: RunContext, store: Any, report: dict[str, Any], *, stream: str) -> dict[str, Any]:
-    """Store the report, advance the watermark when the run succeeded, enforce the threshold."""
+def finish(
+    ctx: RunContext,
+    store: Any,
+    report: dict[str, Any],
+    *,
+    stream: str,
+    summaries: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store the report, advance the watermark when the run succeeded, enforce the threshold.
+
+    A run stopped by the API budget keeps its watermark (the next run picks up the rest), is not
+    failed (nothing is wrong with the data), and raises an alert."""
+    from crm_sync.budget import current_budget
+
     api = report.get("api_calls", {})
+    stopped = [
+        s["budget_exhausted"]
+        for s in (summaries or {}).values()
+        if isinstance(s, dict) and s.get("budget_exhausted")
+    ]
     breached = (not ctx.dry_run) and report.get("reject_rate", 0.0) > ctx.max_reject_rate
-    status = "dry_run" if ctx.dry_run else ("threshold_exceeded" if breached else "success")
+    if ctx.dry_run:
+        status = "dry_run"
+    elif breached:
+        status = "threshold_exceeded"
+    elif stopped:
+        status = "budget_exhausted"
+    else:
+        status = "success"
     report["status"] = status
-    message = None
+    report["budget"] = {
+        **current_budget(store).to_dict(),
+        "stopped": stopped[0] if stopped else None,
+    }
+    message = stopped[0] if stopped and not breached else None
     if breached:
         top = report.get("validation", {}).get("top_failures", {}) or {}
         top_checks = ", ".join(f"{k} ({v})" for k, v in list(top.items())[:3]) or ", ".join(
@@ -171,6 +271,16 @@ def finish(ctx: RunContext, store: Any, report: dict[str, Any], *, stream: str) 
         report.get("events"),
         api,
     )
+    if stopped and not breached:
+        # A breach fails the task, and the DAG's failure notifier sends that alert.
+        from crm_sync.alerts import alert_text, send
+
+        send(
+            alert_text(
+                dag_id=ctx.dag_id, run_id=ctx.run_id, status=status, reason=message, report=report
+            ),
+            {"dag_id": ctx.dag_id, "run_id": ctx.run_id, "status": status},
+        )
     if breached:
         raise ThresholdExceeded(message)
     return report

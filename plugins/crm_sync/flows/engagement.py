@@ -79,5 +79,6 @@ def record(prepared: dict[str, Any], summaries: dict[str, Any]) -> dict[str, Any
 
     ctx = load_ctx(prepared)
     store = open_clients.store_for(ctx)
-    report = record_stage(ctx, store, {"prepare": prepared.get("summary", {}), **summaries})
-    return finish(ctx, store, report, stream=STREAM)
+    summaries = {"prepare": prepared.get("summary", {}), **summaries}
+    report = record_stage(ctx, store, summaries)
+    return finish(ctx, store, report, stream=STREAM, summaries=summaries)

@@ -118,4 +118,4 @@ def record(prepared: dict[str, Any], summaries: dict[str, Any]) -> dict[str, Any
     store = open_clients.store_for(ctx)
     summaries = {"prepare": prepared.get("summary", {}), **summaries}
     report = record_stage(ctx, store, summaries)
-    return finish(ctx, store, report, stream=STREAM)
+    return finish(ctx, store, report, stream=STREAM, summaries=summaries)

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from crm_sync.errors import BudgetExhaustedError
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import chunked, read_jsonl, write_jsonl
@@ -181,10 +182,39 @@ def load_salesforce_stage(
             counts[f"would_{p['sf_op']}_{p['sf_object']}"] += 1
         log.info("load salesforce (dry run): nothing written; would %s", dict(counts))
         return {"counts": dict(counts), "sf_api_calls": sf.api_calls}
+    try:
+        _write_salesforce(sf, specs, todo, results_path, extra_agreed, counts)
+    except BudgetExhaustedError as exc:
+        # Stop writing cleanly: what was written is recorded; the rest is deferred to the next
+        # run (the watermark does not advance, so it is planned again).
+        log.warning("load salesforce: %s", exc)
+        written = _done(results_path)
+        counts["deferred_by_budget"] = sum(1 for p in todo if p["pair"] not in written)
+        return {"counts": dict(counts), "sf_api_calls": sf.api_calls, "budget_exhausted": str(exc)}
+    log.info(
+        "load salesforce: %s api_calls=%d",
+        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        sf.api_calls,
+    )
+    return {"counts": dict(counts), "sf_api_calls": sf.api_calls}
+
+
+def _write_salesforce(
+    sf: Any,
+    specs: dict[str, ObjectSpec],
+    todo: list[dict[str, Any]],
+    results_path: Any,
+    extra_agreed: dict[str, dict[str, Any]],
+    counts: Counter,
+) -> None:
     for sobject, spec in specs.items():
         for op in ("create", "update"):
             batch_plans = [p for p in todo if p["sf_object"] == sobject and p["sf_op"] == op]
-            for batch in chunked(batch_plans, SF_BATCH):
+            # Up to the Bulk threshold, one batch per sObject Collections call: the same number of
+            # calls as letting the client chunk, but results are recorded call by call, so a stop
+            # (API budget, crash) loses nothing that was written.
+            size = SF_BATCH if len(batch_plans) > sf.bulk_threshold else sf.collection_size
+            for batch in chunked(batch_plans, size):
                 payloads = [p["sf_payload"] for p in batch]
                 if op == "create":
                     if not spec.record_link:
@@ -204,9 +234,3 @@ def load_salesforce_stage(
                         r["id"] = plan["sf_payload"].get("Id")
                     counts[f"{op}_{sobject}_{'ok' if r['success'] else 'failed'}"] += 1
                 write_jsonl(results_path, rows, append=True)
-    log.info(
-        "load salesforce: %s api_calls=%d",
-        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-        sf.api_calls,
-    )
-    return {"counts": dict(counts), "sf_api_calls": sf.api_calls}

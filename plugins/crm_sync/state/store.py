@@ -334,6 +334,18 @@ class SyncStore:
             run.finished_at = utcnow()
             run.message = message
 
+    def add_run_calls(self, dag_id: str, run_id: str, *, sf: int = 0, lg: int = 0) -> None:
+        """Add one task's API calls to its run as the task finishes, so the 24-hour budget sees
+        the run in progress (``finish_run`` later writes the run's exact totals)."""
+        if not (sf or lg):
+            return
+        with self.session() as s:
+            run = s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
+            if run is None:
+                return
+            run.sf_api_calls = (run.sf_api_calls or 0) + int(sf)
+            run.lg_api_calls = (run.lg_api_calls or 0) + int(lg)
+
     def get_run(self, dag_id: str, run_id: str) -> Run | None:
         with self.session() as s:
             return s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
