@@ -130,29 +130,43 @@ def load_leadgen_stage(ctx: RunContext, lg: Any) -> dict[str, Any]:
 
 
 def _link_back(
-    plan: dict[str, Any], created: dict[str, Any], rctx: ReconcileContext
-) -> dict[str, Any]:
-    """Plan for a Salesforce record whose lead was just created from it: point it at the lead
-    (record link) and take the values Lead Gen & CRM filled in itself (push fields such as the
-    default score). Returns the extra canonical values both sides now agree on."""
-    lead = created.get("record") or {"id": created["id"]}
-    pair = {
-        "pair": plan["pair"],
-        "lg": lead,
-        "sf": plan.get("sf_record") or {"Id": plan["sf_id"]},
-        "sf_object": plan["sf_object"],
-        "match": "new",
-        "link": {
-            "lg_id": created["id"],
-            "sf_id": plan["sf_id"],
-            "synced_values": dict(plan.get("agreed_if_lg") or {}),
-        },
-    }
-    [again] = reconcile([pair], rctx)
-    plan["sf_op"] = plan.get("sf_op") or "update"
-    plan["sf_payload"] = {**(plan.get("sf_payload") or {}), **again.sf_payload, "Id": plan["sf_id"]}
-    plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
-    return {**again.agreed_now, **again.agreed_if_sf}
+    plans: list[dict[str, Any]], created: dict[str, dict[str, Any]], rctx: ReconcileContext
+) -> dict[str, dict[str, Any]]:
+    """Plans for Salesforce records whose leads were just created from them: point each at its
+    lead (record link) and take the values Lead Gen & CRM filled in itself (push fields such as
+    the default score). Reconciled in one pass per chunk (not record by record). Returns, per
+    pair, the extra canonical values both sides now agree on."""
+    extra: dict[str, dict[str, Any]] = {}
+    for chunk in chunked(plans, 2000):
+        pairs = []
+        for plan in chunk:
+            new = created[plan["pair"]]
+            pairs.append(
+                {
+                    "pair": plan["pair"],
+                    "lg": new.get("record") or {"id": new["id"]},
+                    "sf": plan.get("sf_record") or {"Id": plan["sf_id"]},
+                    "sf_object": plan["sf_object"],
+                    "match": "new",
+                    "link": {
+                        "lg_id": new["id"],
+                        "sf_id": plan["sf_id"],
+                        "synced_values": dict(plan.get("agreed_if_lg") or {}),
+                    },
+                }
+            )
+        by_pair = {p.pair: p for p in reconcile(pairs, rctx)}
+        for plan in chunk:
+            again = by_pair[plan["pair"]]
+            plan["sf_op"] = plan.get("sf_op") or "update"
+            plan["sf_payload"] = {
+                **(plan.get("sf_payload") or {}),
+                **again.sf_payload,
+                "Id": plan["sf_id"],
+            }
+            plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
+            extra[plan["pair"]] = {**again.agreed_now, **again.agreed_if_sf}
+    return extra
 
 
 def load_salesforce_stage(
@@ -167,15 +181,16 @@ def load_salesforce_stage(
         if r["op"] == "create" and r["success"] and r.get("id")
     }
     todo: list[dict[str, Any]] = []
-    extra_agreed: dict[str, dict[str, Any]] = {}
+    linking: list[dict[str, Any]] = []
     for p in _plans(ctx):
         if p["pair"] in done or p.get("sf_rejected"):
             continue
-        spec = specs[p["sf_object"]]
-        if p["pair"] in lg_created and p.get("sf_id") and spec.record_link:
-            extra_agreed[p["pair"]] = _link_back(p, lg_created[p["pair"]], rctx)
-        if p.get("sf_op"):
+        if p["pair"] in lg_created and p.get("sf_id") and specs[p["sf_object"]].record_link:
+            linking.append(p)
+        elif p.get("sf_op"):
             todo.append(p)
+    extra_agreed = _link_back(linking, lg_created, rctx)
+    todo.extend(linking)
     counts["skipped_already_done"] = len(done)
     if ctx.dry_run:
         for p in todo:

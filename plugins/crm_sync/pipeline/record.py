@@ -95,186 +95,179 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         for key in store.retry_keys(ctx.dag_id, direction, include_parked=True)
     }
 
-    for plan in read_jsonl(ctx.run_dir / "plans" / "validated.jsonl"):
-        c["pairs"] += 1
-        for e in plan.get("events") or []:
-            events[e["event"]] += 1
-            event_examples.setdefault(e["event"], [])
-            if len(event_examples[e["event"]]) < 5:
-                event_examples[e["event"]].append(e.get("detail", ""))
-        if plan.get("conflicts"):
-            events["conflict"] += len(plan["conflicts"])
-        has_write = bool(plan.get("sf_op") or plan.get("lg_op"))
-        planned += has_write
-        row_rejected = False
-        first_q = len(quarantined)
+    # One transaction for every state change of the run: fast, and all or nothing.
+    with store.batch():
+        for plan in read_jsonl(ctx.run_dir / "plans" / "validated.jsonl"):
+            c["pairs"] += 1
+            for e in plan.get("events") or []:
+                events[e["event"]] += 1
+                event_examples.setdefault(e["event"], [])
+                if len(event_examples[e["event"]]) < 5:
+                    event_examples[e["event"]].append(e.get("detail", ""))
+            if plan.get("conflicts"):
+                events["conflict"] += len(plan["conflicts"])
+            has_write = bool(plan.get("sf_op") or plan.get("lg_op"))
+            planned += has_write
+            row_rejected = False
+            first_q = len(quarantined)
 
-        # -- Salesforce side (lg_to_sf) --------------------------------------------------
-        sf_ok = True
-        sf_id = plan.get("sf_id")
-        if plan.get("sf_op"):
-            if plan.get("sf_rejected"):
-                sf_ok = False
-                row_rejected = True
-                f = plan["sf_rejected"][0]
-                q = {
-                    **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
-                    "category": f["category"],
-                    "check": f["check"],
-                    "field": f["field"],
-                    "error_code": None,
-                    "message": "; ".join(x["message"] for x in plan["sf_rejected"]),
-                }
-                quarantined.append(q)
-                c["sf_rejected_by_gate"] += 1
-            elif ctx.dry_run:
-                c[f"sf_would_{plan['sf_op']}"] += 1
-            else:
-                res = sf_results.get(plan["pair"])
-                if res is None:
-                    sf_ok = False
-                    c["sf_not_attempted"] += 1
-                elif res["success"]:
-                    if plan["sf_op"] == "create":
-                        sf_id = res["id"]
-                        c[
-                            "sf_created" if res.get("created", True) is not False else "sf_adopted"
-                        ] += 1
-                    else:
-                        c["sf_updated"] += 1
-                else:
+            # -- Salesforce side (lg_to_sf) --------------------------------------------------
+            sf_ok = True
+            sf_id = plan.get("sf_id")
+            if plan.get("sf_op"):
+                if plan.get("sf_rejected"):
                     sf_ok = False
                     row_rejected = True
-                    quarantined.append(
-                        {
-                            **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
-                            "category": category_for(res["error_code"]),
-                            "check": f"salesforce:{res['error_code']}",
-                            "field": ",".join(res.get("error_fields") or []) or None,
-                            "error_code": res["error_code"],
-                            "message": f"Salesforce {plan['sf_object']} {plan.get('sf_id') or '(new)'} (lead {plan.get('lg_id')}) rejected the {plan['sf_op']}: {res['error_message']}",
-                        }
-                    )
-                    c["sf_failed"] += 1
-
-        # -- Lead Gen & CRM side (sf_to_lg) ----------------------------------------------
-        lg_ok = True
-        lg_id = plan.get("lg_id")
-        if plan.get("lg_op"):
-            if plan.get("lg_rejected"):
-                lg_ok = False
-                row_rejected = True
-                f = plan["lg_rejected"][0]
-                quarantined.append(
-                    {
-                        **_quarantine_kwargs(ctx, plan, "sf_to_lg"),
+                    f = plan["sf_rejected"][0]
+                    q = {
+                        **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
                         "category": f["category"],
                         "check": f["check"],
                         "field": f["field"],
                         "error_code": None,
-                        "message": "; ".join(x["message"] for x in plan["lg_rejected"]),
+                        "message": "; ".join(x["message"] for x in plan["sf_rejected"]),
                     }
-                )
-                c["lg_rejected_by_gate"] += 1
-            elif ctx.dry_run:
-                c[f"lg_would_{plan['lg_op']}"] += 1
-            else:
-                res = lg_results.get(plan["pair"])
-                if res is None:
-                    lg_ok = False
-                    c["lg_not_attempted"] += 1
-                elif res["success"]:
-                    if plan["lg_op"] == "create":
-                        lg_id = res["id"]
-                        c["lg_adopted" if res.get("already_existed") else "lg_created"] += 1
-                    elif res.get("unchanged"):
-                        c["lg_unchanged"] += 1
-                    else:
-                        c["lg_updated"] += 1
-                    payload = plan.get("lg_payload") or {}
-                    if payload.get("active") == "0":
-                        c["lg_deactivated"] += 1
-                    elif payload.get("active") == "1":
-                        c["lg_reactivated"] += 1
+                    quarantined.append(q)
+                    c["sf_rejected_by_gate"] += 1
+                elif ctx.dry_run:
+                    c[f"sf_would_{plan['sf_op']}"] += 1
                 else:
+                    res = sf_results.get(plan["pair"])
+                    if res is None:
+                        sf_ok = False
+                        c["sf_not_attempted"] += 1
+                    elif res["success"]:
+                        if plan["sf_op"] == "create":
+                            sf_id = res["id"]
+                            c[
+                                "sf_created"
+                                if res.get("created", True) is not False
+                                else "sf_adopted"
+                            ] += 1
+                        else:
+                            c["sf_updated"] += 1
+                    else:
+                        sf_ok = False
+                        row_rejected = True
+                        quarantined.append(
+                            {
+                                **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
+                                "category": category_for(res["error_code"]),
+                                "check": f"salesforce:{res['error_code']}",
+                                "field": ",".join(res.get("error_fields") or []) or None,
+                                "error_code": res["error_code"],
+                                "message": f"Salesforce {plan['sf_object']} {plan.get('sf_id') or '(new)'} (lead {plan.get('lg_id')}) rejected the {plan['sf_op']}: {res['error_message']}",
+                            }
+                        )
+                        c["sf_failed"] += 1
+
+            # -- Lead Gen & CRM side (sf_to_lg) ----------------------------------------------
+            lg_ok = True
+            lg_id = plan.get("lg_id")
+            if plan.get("lg_op"):
+                if plan.get("lg_rejected"):
                     lg_ok = False
                     row_rejected = True
+                    f = plan["lg_rejected"][0]
                     quarantined.append(
                         {
                             **_quarantine_kwargs(ctx, plan, "sf_to_lg"),
-                            "category": category_for(res["error_code"]),
-                            "check": f"leadgen:{res['error_code']}",
-                            "field": ",".join(res.get("error_fields") or []) or None,
-                            "error_code": res["error_code"],
-                            "message": f"Lead Gen & CRM lead {plan.get('lg_id') or '(new)'} (Salesforce {plan['sf_object']} {plan.get('sf_id')}) rejected the {plan['lg_op']}: {res['error_message']}",
+                            "category": f["category"],
+                            "check": f["check"],
+                            "field": f["field"],
+                            "error_code": None,
+                            "message": "; ".join(x["message"] for x in plan["lg_rejected"]),
                         }
                     )
-                    c["lg_failed"] += 1
-        if not has_write:
-            c["unchanged"] += 1
-        loaded += has_write and not row_rejected and sf_ok and lg_ok and not ctx.dry_run
-        row_new = any((q["direction"], q["record_key"]) not in prior for q in quarantined[first_q:])
-        rejected += row_rejected and row_new
-        still_rejected += row_rejected and not row_new
-        if ctx.dry_run:
-            continue
-
-        # -- state: quarantine resolution, links, synced values ---------------------------
-        if sf_ok and plan.get("lg_id"):
-            resolved_keys["lg_to_sf"].append(f"lg:{plan['lg_id']}")
-        if lg_ok and plan.get("sf_id"):
-            resolved_keys["sf_to_lg"].append(f"sf:{plan['sf_id']}")
-        agreed = dict(plan.get("agreed_now") or {})
-        if plan.get("sf_op") and sf_ok:
-            agreed.update(plan.get("agreed_if_sf") or {})
-        if plan.get("lg_op") and lg_ok:
-            agreed.update(plan.get("agreed_if_lg") or {})
-        sf_res = sf_results.get(plan["pair"])
-        if sf_res and sf_res["success"] and sf_res.get("agreed_extra"):
-            agreed.update(sf_res["agreed_extra"])
-        change = plan.get("link_change") or {}
-        kind = change.get("kind")
-        if not lg_id or not sf_id:
-            continue
-        if kind == "merge_collision":
-            store.upsert_link(
-                DOMAIN,
-                lg_id,
-                plan["sf_object"],
-                sf_id,
-                status="collision",
-                run_id=ctx.run_id,
-                event="merge_collision",
-                detail=_first_detail(plan, "merge_collision"),
+                    c["lg_rejected_by_gate"] += 1
+                elif ctx.dry_run:
+                    c[f"lg_would_{plan['lg_op']}"] += 1
+                else:
+                    res = lg_results.get(plan["pair"])
+                    if res is None:
+                        lg_ok = False
+                        c["lg_not_attempted"] += 1
+                    elif res["success"]:
+                        if plan["lg_op"] == "create":
+                            lg_id = res["id"]
+                            c["lg_adopted" if res.get("already_existed") else "lg_created"] += 1
+                        elif res.get("unchanged"):
+                            c["lg_unchanged"] += 1
+                        else:
+                            c["lg_updated"] += 1
+                        payload = plan.get("lg_payload") or {}
+                        if payload.get("active") == "0":
+                            c["lg_deactivated"] += 1
+                        elif payload.get("active") == "1":
+                            c["lg_reactivated"] += 1
+                    else:
+                        lg_ok = False
+                        row_rejected = True
+                        quarantined.append(
+                            {
+                                **_quarantine_kwargs(ctx, plan, "sf_to_lg"),
+                                "category": category_for(res["error_code"]),
+                                "check": f"leadgen:{res['error_code']}",
+                                "field": ",".join(res.get("error_fields") or []) or None,
+                                "error_code": res["error_code"],
+                                "message": f"Lead Gen & CRM lead {plan.get('lg_id') or '(new)'} (Salesforce {plan['sf_object']} {plan.get('sf_id')}) rejected the {plan['lg_op']}: {res['error_message']}",
+                            }
+                        )
+                        c["lg_failed"] += 1
+            if not has_write:
+                c["unchanged"] += 1
+            loaded += has_write and not row_rejected and sf_ok and lg_ok and not ctx.dry_run
+            row_new = any(
+                (q["direction"], q["record_key"]) not in prior for q in quarantined[first_q:]
             )
-            c["links_collision"] += 1
-            continue
-        if kind == "deleted":
-            if lg_ok:
-                store.set_link_status(
+            rejected += row_rejected and row_new
+            still_rejected += row_rejected and not row_new
+            if ctx.dry_run:
+                continue
+
+            # -- state: quarantine resolution, links, synced values ---------------------------
+            if sf_ok and plan.get("lg_id"):
+                resolved_keys["lg_to_sf"].append(f"lg:{plan['lg_id']}")
+            if lg_ok and plan.get("sf_id"):
+                resolved_keys["sf_to_lg"].append(f"sf:{plan['sf_id']}")
+            agreed = dict(plan.get("agreed_now") or {})
+            if plan.get("sf_op") and sf_ok:
+                agreed.update(plan.get("agreed_if_sf") or {})
+            if plan.get("lg_op") and lg_ok:
+                agreed.update(plan.get("agreed_if_lg") or {})
+            sf_res = sf_results.get(plan["pair"])
+            if sf_res and sf_res["success"] and sf_res.get("agreed_extra"):
+                agreed.update(sf_res["agreed_extra"])
+            change = plan.get("link_change") or {}
+            kind = change.get("kind")
+            if not lg_id or not sf_id:
+                continue
+            if kind == "merge_collision":
+                store.upsert_link(
                     DOMAIN,
                     lg_id,
-                    "deleted",
-                    event="deactivated",
+                    plan["sf_object"],
+                    sf_id,
+                    status="collision",
                     run_id=ctx.run_id,
-                    detail=f"{sf_id} deleted in Salesforce",
+                    event="merge_collision",
+                    detail=_first_detail(plan, "merge_collision"),
                 )
-                c["links_deactivated"] += 1
-            continue
-        if kind in ("converted", "merged", "undeleted"):
-            store.upsert_link(
-                DOMAIN,
-                lg_id,
-                plan["sf_object"],
-                sf_id,
-                synced_values=agreed,
-                run_id=ctx.run_id,
-                event=kind,
-                detail=_first_detail(plan, kind),
-            )
-            c[f"links_{kind}"] += 1
-        elif kind == "relinked":
-            if sf_ok:
+                c["links_collision"] += 1
+                continue
+            if kind == "deleted":
+                if lg_ok:
+                    store.set_link_status(
+                        DOMAIN,
+                        lg_id,
+                        "deleted",
+                        event="deactivated",
+                        run_id=ctx.run_id,
+                        detail=f"{sf_id} deleted in Salesforce",
+                    )
+                    c["links_deactivated"] += 1
+                continue
+            if kind in ("converted", "merged", "undeleted"):
                 store.upsert_link(
                     DOMAIN,
                     lg_id,
@@ -282,44 +275,57 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     sf_id,
                     synced_values=agreed,
                     run_id=ctx.run_id,
-                    event="relinked",
-                    detail="lead reactivated",
-                    merge_values=False,
+                    event=kind,
+                    detail=_first_detail(plan, kind),
                 )
-                c["links_relinked"] += 1
-        elif plan.get("match") in ("new", "email", "external_id"):
-            created_ok = (plan.get("sf_op") != "create" or sf_ok) and (
-                plan.get("lg_op") != "create" or lg_ok
-            )
-            if created_ok:
-                event = {
-                    "new": "created",
-                    "email": "paired_by_email",
-                    "external_id": "paired_by_external_id",
-                }[plan["match"]]
-                store.upsert_link(
-                    DOMAIN,
-                    lg_id,
-                    plan["sf_object"],
-                    sf_id,
-                    synced_values=agreed,
-                    run_id=ctx.run_id,
-                    event=event,
+                c[f"links_{kind}"] += 1
+            elif kind == "relinked":
+                if sf_ok:
+                    store.upsert_link(
+                        DOMAIN,
+                        lg_id,
+                        plan["sf_object"],
+                        sf_id,
+                        synced_values=agreed,
+                        run_id=ctx.run_id,
+                        event="relinked",
+                        detail="lead reactivated",
+                        merge_values=False,
+                    )
+                    c["links_relinked"] += 1
+            elif plan.get("match") in ("new", "email", "external_id"):
+                created_ok = (plan.get("sf_op") != "create" or sf_ok) and (
+                    plan.get("lg_op") != "create" or lg_ok
                 )
-                c[f"links_{event}"] += 1
-        elif agreed:
-            values_by_lg[lg_id] = agreed
+                if created_ok:
+                    event = {
+                        "new": "created",
+                        "email": "paired_by_email",
+                        "external_id": "paired_by_external_id",
+                    }[plan["match"]]
+                    store.upsert_link(
+                        DOMAIN,
+                        lg_id,
+                        plan["sf_object"],
+                        sf_id,
+                        synced_values=agreed,
+                        run_id=ctx.run_id,
+                        event=event,
+                    )
+                    c[f"links_{event}"] += 1
+            elif agreed:
+                values_by_lg[lg_id] = agreed
 
-    if not ctx.dry_run:
-        store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
-        qkeys: dict[str, set[str]] = {"lg_to_sf": set(), "sf_to_lg": set()}
-        for q in quarantined:
-            store.quarantine(**q)
-            qkeys[q["direction"]].add(q["record_key"])
-        for direction, keys in resolved_keys.items():
-            c[f"quarantine_resolved_{direction}"] += store.resolve_quarantine(
-                ctx.dag_id, direction, set(keys) - qkeys[direction], ctx.run_id
-            )
+        if not ctx.dry_run:
+            store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
+            qkeys: dict[str, set[str]] = {"lg_to_sf": set(), "sf_to_lg": set()}
+            for q in quarantined:
+                store.quarantine(**q)
+                qkeys[q["direction"]].add(q["record_key"])
+            for direction, keys in resolved_keys.items():
+                c[f"quarantine_resolved_{direction}"] += store.resolve_quarantine(
+                    ctx.dag_id, direction, set(keys) - qkeys[direction], ctx.run_id
+                )
 
     reject_rate = (rejected / planned) if planned else 0.0
     validation = read_json(ctx.run_dir / "validation.json", {}) or {}

@@ -58,6 +58,7 @@ class SyncStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._batch: Session | None = None
         if migrate:
             self.migrate()
 
@@ -82,8 +83,25 @@ class SyncStore:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        if self._batch is not None:
+            yield self._batch
+            return
         with self._sessions.begin() as s:
             yield s
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run every store call inside the block in one transaction: thousands of link updates
+        commit once instead of once each (and all or nothing)."""
+        if self._batch is not None:
+            yield
+            return
+        with self._sessions.begin() as s:
+            self._batch = s
+            try:
+                yield
+            finally:
+                self._batch = None
 
     # -- links -----------------------------------------------------------------------------
     def links_by_lg(self, domain: str, lg_ids: Iterable[str]) -> dict[str, Link]:
