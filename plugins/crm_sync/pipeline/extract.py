@@ -1,15 +1,16 @@
 """Extract: the records that changed in the window, from both systems, into the run folder.
 
 Salesforce: ``queryAll`` on ``SystemModstamp`` (inclusive lower bound), so deletions, merges and
-conversions in the window are seen too. Lead Gen & CRM: ``getLeadsDateRange`` on update and on
-create timestamps. Both add back the records quarantined earlier, so a fixed record is retried
+conversions in the window are seen too. Lead Gen & CRM: ``getLeadsDateRange`` on the update
+timestamp. Both add back the records quarantined earlier, so a fixed record is retried
 without waiting for it to change again.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -44,17 +45,21 @@ def sf_fields(spec: ObjectSpec) -> list[str]:
     return fields
 
 
-def _dedupe(records: Iterable[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def _unique(records: Iterable[dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
+    """Each record once (the first time its id is seen), streamed: only ids stay in memory."""
+    seen: set[str] = set()
     for r in records:
-        out[str(r[key])] = r
-    return list(out.values())
+        k = str(r[key])
+        if k not in seen:
+            seen.add(k)
+            yield r
 
 
 def extract_salesforce_people(
     ctx: RunContext, sf: Any, store: Any, specs: dict[str, ObjectSpec]
 ) -> dict[str, Any]:
-    """Changed Leads and Contacts (deleted ones included) -> ``extract/sf_<Object>.jsonl``."""
+    """Changed Leads and Contacts (deleted ones included) -> ``extract/sf_<Object>.jsonl``,
+    streamed page by page to the run folder."""
     counts: dict[str, int] = {}
     retry_ids = [
         k[3:]
@@ -63,18 +68,21 @@ def extract_salesforce_people(
     for sobject, spec in specs.items():
         fields = sf_fields(spec)
         if ctx.full_resync:
-            records = list(sf.query(f"SELECT {', '.join(fields)} FROM {sobject}"))
+            records: Iterable[dict[str, Any]] = sf.query(
+                f"SELECT {', '.join(fields)} FROM {sobject}"
+            )
         else:
-            records = list(
-                sf.query_window(
-                    sobject, fields, ctx.window_start, ctx.window_end, include_deleted=True
-                )
+            records = sf.query_window(
+                sobject, fields, ctx.window_start, ctx.window_end, include_deleted=True
             )
         mine = [i for i in retry_ids if i.startswith(SF_KEY_PREFIX[sobject])]
         if mine:
-            records.extend(sf.query_by_values(sobject, fields, "Id", mine, include_deleted=True))
-        records = _dedupe(records, "Id")
-        counts[sobject] = write_jsonl(ctx.path("extract", f"sf_{sobject}.jsonl"), records)
+            records = itertools.chain(
+                records, sf.query_by_values(sobject, fields, "Id", mine, include_deleted=True)
+            )
+        counts[sobject] = write_jsonl(
+            ctx.path("extract", f"sf_{sobject}.jsonl"), _unique(records, "Id")
+        )
         counts[f"{sobject}_retried"] = len(mine)
     log.info(
         "extract salesforce: %s in [%s, %s) (retried from quarantine: %d) api_calls=%d",
@@ -88,23 +96,22 @@ def extract_salesforce_people(
 
 
 def extract_leadgen_people(ctx: RunContext, lg: Any, store: Any) -> dict[str, Any]:
-    """Changed leads (created or updated in the window, active ones: the API hides inactive
-    leads from date ranges) -> ``extract/lg.jsonl``."""
+    """Changed leads -> ``extract/lg.jsonl``, streamed. ``getLeadsDateRange`` on the update
+    timestamp also returns leads created and never updated (reference §8.6), and hides inactive
+    leads, as the API does."""
     if ctx.full_resync:
-        records = list(lg.get_leads(where={}))
+        records: Iterable[dict[str, Any]] = lg.get_leads(where={})
     else:
         # The API's date range is inclusive at both ends; our window is [start, end).
         end = ctx.window_end - timedelta(seconds=1)
-        records = list(lg.get_leads_date_range(ctx.window_start, end, timestamp="update"))
-        records.extend(lg.get_leads_date_range(ctx.window_start, end, timestamp="create"))
+        records = lg.get_leads_date_range(ctx.window_start, end, timestamp="update")
     retry_ids = [
         k[3:]
         for k in store.retry_keys(ctx.dag_id, "lg_to_sf", include_parked=ctx.retry_quarantined)
     ]
     if retry_ids:
-        records.extend(lg.get_leads_by_ids(retry_ids))
-    records = _dedupe(records, "id")
-    n = write_jsonl(ctx.path("extract", "lg.jsonl"), records)
+        records = itertools.chain(records, lg.get_leads_by_ids(retry_ids))
+    n = write_jsonl(ctx.path("extract", "lg.jsonl"), _unique(records, "id"))
     log.info(
         "extract leadgen: leads=%d in [%s, %s) (retried from quarantine: %d) api_calls=%d",
         n,

@@ -82,3 +82,38 @@ def read_json(path: Path, default: Any = None) -> Any:
     if not path.exists():
         return default
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+class DiskMap:
+    """A key -> JSON value map in a SQLite file in the run folder: lookups by key without
+    holding every value in memory."""
+
+    def __init__(self, path: Path):
+        import sqlite3
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path))
+        self._db.execute("CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)")
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> int:
+        n = 0
+        for chunk in chunked(items, 2000):
+            self._db.executemany(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", [(k, dumps(v)) for k, v in chunk]
+            )
+            n += len(chunk)
+        self._db.commit()
+        return n
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for chunk in chunked(list(keys), 500):
+            q = f"SELECT k, v FROM kv WHERE k IN ({','.join('?' * len(chunk))})"
+            out.update({k: json.loads(v) for k, v in self._db.execute(q, chunk)})
+        return out
+
+    def __contains__(self, key: str) -> bool:
+        return self._db.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
+
+    def close(self) -> None:
+        self._db.close()

@@ -23,7 +23,7 @@ from typing import Any
 from crm_sync.errors import BudgetExhaustedError
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.files import chunked, read_jsonl, write_jsonl
+from crm_sync.pipeline.files import DiskMap, chunked, read_jsonl, write_jsonl
 from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
 
 log = logging.getLogger(__name__)
@@ -62,20 +62,23 @@ def load_leadgen_stage(ctx: RunContext, lg: Any) -> dict[str, Any]:
     counts: Counter = Counter()
     results_path = ctx.path("results", "lg.jsonl")
     done = _done(results_path)
-    todo = [
-        p
-        for p in _plans(ctx)
-        if p.get("lg_op") and not p.get("lg_rejected") and p["pair"] not in done
-    ]
+
+    def todo(op: str | None = None) -> Iterator[dict[str, Any]]:
+        # Streamed from the run folder (read once per operation): memory stays bounded whatever
+        # the size of the run.
+        for p in _plans(ctx):
+            if p.get("lg_op") and not p.get("lg_rejected") and p["pair"] not in done:
+                if op is None or p["lg_op"] == op:
+                    yield p
+
     counts["skipped_already_done"] = len(done)
     if ctx.dry_run:
-        for p in todo:
+        for p in todo():
             counts[f"would_{p['lg_op']}"] += 1
         log.info("load leadgen (dry run): nothing written; would %s", dict(counts))
         return {"counts": dict(counts), "lg_api_calls": lg.api_calls}
     for op in ("create", "update"):
-        batch_plans = [p for p in todo if p["lg_op"] == op]
-        for batch in chunked(batch_plans, LG_BATCH):
+        for batch in chunked(todo(op), LG_BATCH):
             payloads = [p["lg_payload"] for p in batch]
             results = lg.create_leads(payloads) if op == "create" else lg.update_leads(payloads)
             rows = []
@@ -131,12 +134,11 @@ def load_leadgen_stage(ctx: RunContext, lg: Any) -> dict[str, Any]:
 
 def _link_back(
     plans: list[dict[str, Any]], created: dict[str, dict[str, Any]], rctx: ReconcileContext
-) -> dict[str, dict[str, Any]]:
+) -> None:
     """Plans for Salesforce records whose leads were just created from them: point each at its
     lead (record link) and take the values Lead Gen & CRM filled in itself (push fields such as
-    the default score). Reconciled in one pass per chunk (not record by record). Returns, per
-    pair, the extra canonical values both sides now agree on."""
-    extra: dict[str, dict[str, Any]] = {}
+    the default score). Reconciled in one pass per chunk (not record by record); each plan gets
+    ``agreed_extra``, the canonical values both sides agree on once the write succeeds."""
     for chunk in chunked(plans, 2000):
         pairs = []
         for plan in chunk:
@@ -165,47 +167,75 @@ def _link_back(
                 "Id": plan["sf_id"],
             }
             plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
-            extra[plan["pair"]] = {**again.agreed_now, **again.agreed_if_sf}
-    return extra
+            plan["agreed_extra"] = {**again.agreed_now, **again.agreed_if_sf}
 
 
 def load_salesforce_stage(
     ctx: RunContext, sf: Any, specs: dict[str, ObjectSpec], rctx: ReconcileContext
 ) -> dict[str, Any]:
+    """Creates (upserts on the record link) and updates, per object, streamed from the run
+    folder in chunks. Records whose lead was created from them a moment ago get the link back
+    (and Lead Gen & CRM's defaults) in the same pass."""
     counts: Counter = Counter()
     results_path = ctx.path("results", "sf.jsonl")
     done = _done(results_path)
-    lg_created = {
-        r["pair"]: r
+    created = DiskMap(ctx.path("work", "lg_created.db"))
+    created.put_many(
+        (r["pair"], r)
         for r in read_jsonl(ctx.run_dir / "results" / "lg.jsonl")
         if r["op"] == "create" and r["success"] and r.get("id")
-    }
-    todo: list[dict[str, Any]] = []
-    linking: list[dict[str, Any]] = []
-    for p in _plans(ctx):
-        if p["pair"] in done or p.get("sf_rejected"):
-            continue
-        if p["pair"] in lg_created and p.get("sf_id") and specs[p["sf_object"]].record_link:
-            linking.append(p)
-        elif p.get("sf_op"):
-            todo.append(p)
-    extra_agreed = _link_back(linking, lg_created, rctx)
-    todo.extend(linking)
+    )
     counts["skipped_already_done"] = len(done)
-    if ctx.dry_run:
-        for p in todo:
-            counts[f"would_{p['sf_op']}_{p['sf_object']}"] += 1
-        log.info("load salesforce (dry run): nothing written; would %s", dict(counts))
-        return {"counts": dict(counts), "sf_api_calls": sf.api_calls}
     try:
-        _write_salesforce(sf, specs, todo, results_path, extra_agreed, counts)
-    except BudgetExhaustedError as exc:
-        # Stop writing cleanly: what was written is recorded; the rest is deferred to the next
-        # run (the watermark does not advance, so it is planned again).
-        log.warning("load salesforce: %s", exc)
-        written = _done(results_path)
-        counts["deferred_by_budget"] = sum(1 for p in todo if p["pair"] not in written)
-        return {"counts": dict(counts), "sf_api_calls": sf.api_calls, "budget_exhausted": str(exc)}
+
+        def todo(sobject: str | None = None, op: str | None = None) -> Iterator[dict[str, Any]]:
+            for chunk in chunked(_plans(ctx), 2000):
+                chunk = [
+                    p
+                    for p in chunk
+                    if p["pair"] not in done
+                    and not p.get("sf_rejected")
+                    and (sobject is None or p["sf_object"] == sobject)
+                ]
+                linking = [
+                    p
+                    for p in chunk
+                    if p.get("sf_id") and specs[p["sf_object"]].record_link and p["pair"] in created
+                ]
+                if linking and op != "create":  # link-backs are updates
+                    _link_back(linking, created.get_many(p["pair"] for p in linking), rctx)
+                for p in chunk:
+                    if p.get("sf_op") and (op is None or p["sf_op"] == op):
+                        yield p
+
+        if ctx.dry_run:
+            for p in todo():
+                counts[f"would_{p['sf_op']}_{p['sf_object']}"] += 1
+            log.info("load salesforce (dry run): nothing written; would %s", dict(counts))
+            return {"counts": dict(counts), "sf_api_calls": sf.api_calls}
+        try:
+            for sobject, spec in specs.items():
+                for op in ("create", "update"):
+                    total = sum(1 for _ in todo(sobject, op))
+                    # Up to the Bulk threshold, one batch per sObject Collections call: as many
+                    # calls as letting the client chunk, but results are recorded call by call,
+                    # so a stop (API budget, crash) loses nothing that was written.
+                    size = SF_BATCH if total > sf.bulk_threshold else sf.collection_size
+                    for batch in chunked(todo(sobject, op), size):
+                        _write_batch(sf, spec, sobject, op, batch, results_path, counts)
+        except BudgetExhaustedError as exc:
+            # Stop writing cleanly: what was written is recorded; the rest is deferred to the
+            # next run (the watermark does not advance, so it is planned again).
+            log.warning("load salesforce: %s", exc)
+            written = _done(results_path)
+            counts["deferred_by_budget"] = sum(1 for p in todo() if p["pair"] not in written)
+            return {
+                "counts": dict(counts),
+                "sf_api_calls": sf.api_calls,
+                "budget_exhausted": str(exc),
+            }
+    finally:
+        created.close()
     log.info(
         "load salesforce: %s api_calls=%d",
         " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
@@ -214,38 +244,29 @@ def load_salesforce_stage(
     return {"counts": dict(counts), "sf_api_calls": sf.api_calls}
 
 
-def _write_salesforce(
+def _write_batch(
     sf: Any,
-    specs: dict[str, ObjectSpec],
-    todo: list[dict[str, Any]],
+    spec: ObjectSpec,
+    sobject: str,
+    op: str,
+    batch: list[dict[str, Any]],
     results_path: Any,
-    extra_agreed: dict[str, dict[str, Any]],
     counts: Counter,
 ) -> None:
-    for sobject, spec in specs.items():
-        for op in ("create", "update"):
-            batch_plans = [p for p in todo if p["sf_object"] == sobject and p["sf_op"] == op]
-            # Up to the Bulk threshold, one batch per sObject Collections call: the same number of
-            # calls as letting the client chunk, but results are recorded call by call, so a stop
-            # (API budget, crash) loses nothing that was written.
-            size = SF_BATCH if len(batch_plans) > sf.bulk_threshold else sf.collection_size
-            for batch in chunked(batch_plans, size):
-                payloads = [p["sf_payload"] for p in batch]
-                if op == "create":
-                    if not spec.record_link:
-                        results = sf.create(sobject, payloads)
-                    else:
-                        results = sf.upsert(sobject, spec.record_link.id_field, payloads)
-                else:
-                    results = sf.update(sobject, payloads)
-                rows = [
-                    _result_row(
-                        plan, "salesforce", op, res, agreed_extra=extra_agreed.get(plan["pair"], {})
-                    )
-                    for plan, res in zip(batch, results, strict=True)
-                ]
-                for plan, r in zip(batch, rows, strict=True):
-                    if op == "update" and r["success"] and not r["id"]:
-                        r["id"] = plan["sf_payload"].get("Id")
-                    counts[f"{op}_{sobject}_{'ok' if r['success'] else 'failed'}"] += 1
-                write_jsonl(results_path, rows, append=True)
+    payloads = [p["sf_payload"] for p in batch]
+    if op == "create":
+        if spec.record_link:
+            results = sf.upsert(sobject, spec.record_link.id_field, payloads)
+        else:
+            results = sf.create(sobject, payloads)
+    else:
+        results = sf.update(sobject, payloads)
+    rows = [
+        _result_row(plan, "salesforce", op, res, agreed_extra=plan.get("agreed_extra") or {})
+        for plan, res in zip(batch, results, strict=True)
+    ]
+    for plan, r in zip(batch, rows, strict=True):
+        if op == "update" and r["success"] and not r["id"]:
+            r["id"] = plan["sf_payload"].get("Id")
+        counts[f"{op}_{sobject}_{'ok' if r['success'] else 'failed'}"] += 1
+    write_jsonl(results_path, rows, append=True)

@@ -315,6 +315,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     c[f"links_{event}"] += 1
             elif agreed:
                 values_by_lg[lg_id] = agreed
+                if len(values_by_lg) >= 2000:  # bounded memory on large runs
+                    store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
+                    values_by_lg = {}
 
         if not ctx.dry_run:
             store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
