@@ -28,40 +28,13 @@ each run syncs its own hour. See `docs/engagement.md`.
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
-from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args
+from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
 ENGAGEMENT_SYNCED = Asset("crm_sync://engagement")
 
-PARAMS = {
-    "full_resync": Param(
-        False, type="boolean", description="Read every event since the start, ignoring the window."
-    ),
-    "dry_run": Param(
-        False, type="boolean", description="Plan, validate and report every Task; write nothing."
-    ),
-    "retry_quarantined": Param(
-        False, type="boolean", description="Retry parked quarantine rows too."
-    ),
-    "lookback_minutes": Param(
-        5, type="integer", minimum=0, maximum=1440, description="Overlap added before the window."
-    ),
-    "max_reject_rate": Param(
-        0.05,
-        type="number",
-        minimum=0,
-        maximum=1,
-        description="Share of rejected Tasks that fails the run.",
-    ),
-    "max_attempts": Param(
-        5,
-        type="integer",
-        minimum=1,
-        maximum=100,
-        description="Retries of a quarantined Task before it is parked.",
-    ),
-}
+PARAMS = sync_params("event")
 
 
 @dag(

@@ -31,40 +31,13 @@ after backfilling `sync_leads_contacts` over the same hours. See `docs/opportuni
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
-from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args
+from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
 OPPORTUNITIES_SYNCED = Asset("crm_sync://opportunities")
 
-PARAMS = {
-    "full_resync": Param(
-        False, type="boolean", description="Sync every opportunity, ignoring the window."
-    ),
-    "dry_run": Param(
-        False, type="boolean", description="Plan, validate and report every write; write nothing."
-    ),
-    "retry_quarantined": Param(
-        False, type="boolean", description="Retry parked quarantine rows too."
-    ),
-    "lookback_minutes": Param(
-        5, type="integer", minimum=0, maximum=1440, description="Overlap added before the window."
-    ),
-    "max_reject_rate": Param(
-        0.05,
-        type="number",
-        minimum=0,
-        maximum=1,
-        description="Share of rejected rows that fails the run.",
-    ),
-    "max_attempts": Param(
-        5,
-        type="integer",
-        minimum=1,
-        maximum=100,
-        description="Retries of a quarantined row before it is parked.",
-    ),
-}
+PARAMS = sync_params("opportunity")
 
 
 @dag(

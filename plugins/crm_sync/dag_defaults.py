@@ -23,3 +23,43 @@ def default_args() -> dict[str, Any]:
         "retry_exponential_backoff": True,
         "on_failure_callback": [SyncAlertNotifier()],
     }
+
+
+def sync_params(what: str = "record") -> dict[str, Any]:
+    """The run options every sync DAG offers (Airflow ``Param``s, shown in the trigger form)."""
+    from airflow.sdk import Param
+
+    return {
+        "full_resync": Param(
+            False, type="boolean", description=f"Sync every {what}, ignoring the window."
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="Plan, validate and report every write; write nothing.",
+        ),
+        "retry_quarantined": Param(
+            False, type="boolean", description="Retry parked quarantine rows too."
+        ),
+        "lookback_minutes": Param(
+            5,
+            type="integer",
+            minimum=0,
+            maximum=1440,
+            description="Overlap added before the window.",
+        ),
+        "max_reject_rate": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Share of rejected rows that fails the run.",
+        ),
+        "max_attempts": Param(
+            5,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            description="Retries of a quarantined row before it is parked.",
+        ),
+    }

@@ -76,6 +76,36 @@ def _quarantine_kwargs(ctx: RunContext, plan: dict[str, Any], direction: str) ->
     }
 
 
+def _gate_entry(
+    ctx: RunContext, plan: dict[str, Any], direction: str, failures: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Quarantine row for a plan the quality gate rejected (the first failing check leads)."""
+    first = failures[0]
+    return {
+        **_quarantine_kwargs(ctx, plan, direction),
+        "category": first["category"],
+        "check": first["check"],
+        "field": first["field"],
+        "error_code": None,
+        "message": "; ".join(f["message"] for f in failures),
+    }
+
+
+def _load_entry(
+    ctx: RunContext, plan: dict[str, Any], direction: str, res: dict[str, Any], who: str, op: str
+) -> dict[str, Any]:
+    """Quarantine row for a write the target system rejected, with its own error code."""
+    system = "salesforce" if direction == "lg_to_sf" else "leadgen"
+    return {
+        **_quarantine_kwargs(ctx, plan, direction),
+        "category": category_for(res["error_code"]),
+        "check": f"{system}:{res['error_code']}",
+        "field": ",".join(res.get("error_fields") or []) or None,
+        "error_code": res["error_code"],
+        "message": f"{who} rejected the {op}: {res['error_message']}",
+    }
+
+
 def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) -> dict[str, Any]:
     """Apply results to the state store and build the run report (dict, JSON-able)."""
     lg_results = {r["pair"]: r for r in read_jsonl(ctx.run_dir / "results" / "lg.jsonl")}
@@ -118,16 +148,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                 if plan.get("sf_rejected"):
                     sf_ok = False
                     row_rejected = True
-                    f = plan["sf_rejected"][0]
-                    q = {
-                        **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
-                        "category": f["category"],
-                        "check": f["check"],
-                        "field": f["field"],
-                        "error_code": None,
-                        "message": "; ".join(x["message"] for x in plan["sf_rejected"]),
-                    }
-                    quarantined.append(q)
+                    quarantined.append(_gate_entry(ctx, plan, "lg_to_sf", plan["sf_rejected"]))
                     c["sf_rejected_by_gate"] += 1
                 elif ctx.dry_run:
                     c[f"sf_would_{plan['sf_op']}"] += 1
@@ -149,15 +170,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     else:
                         sf_ok = False
                         row_rejected = True
+                        who = f"Salesforce {plan['sf_object']} {plan.get('sf_id') or '(new)'} (lead {plan.get('lg_id')})"
                         quarantined.append(
-                            {
-                                **_quarantine_kwargs(ctx, plan, "lg_to_sf"),
-                                "category": category_for(res["error_code"]),
-                                "check": f"salesforce:{res['error_code']}",
-                                "field": ",".join(res.get("error_fields") or []) or None,
-                                "error_code": res["error_code"],
-                                "message": f"Salesforce {plan['sf_object']} {plan.get('sf_id') or '(new)'} (lead {plan.get('lg_id')}) rejected the {plan['sf_op']}: {res['error_message']}",
-                            }
+                            _load_entry(ctx, plan, "lg_to_sf", res, who, plan["sf_op"])
                         )
                         c["sf_failed"] += 1
 
@@ -168,17 +183,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                 if plan.get("lg_rejected"):
                     lg_ok = False
                     row_rejected = True
-                    f = plan["lg_rejected"][0]
-                    quarantined.append(
-                        {
-                            **_quarantine_kwargs(ctx, plan, "sf_to_lg"),
-                            "category": f["category"],
-                            "check": f["check"],
-                            "field": f["field"],
-                            "error_code": None,
-                            "message": "; ".join(x["message"] for x in plan["lg_rejected"]),
-                        }
-                    )
+                    quarantined.append(_gate_entry(ctx, plan, "sf_to_lg", plan["lg_rejected"]))
                     c["lg_rejected_by_gate"] += 1
                 elif ctx.dry_run:
                     c[f"lg_would_{plan['lg_op']}"] += 1
@@ -203,15 +208,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     else:
                         lg_ok = False
                         row_rejected = True
+                        who = f"Lead Gen & CRM lead {plan.get('lg_id') or '(new)'} (Salesforce {plan['sf_object']} {plan.get('sf_id')})"
                         quarantined.append(
-                            {
-                                **_quarantine_kwargs(ctx, plan, "sf_to_lg"),
-                                "category": category_for(res["error_code"]),
-                                "check": f"leadgen:{res['error_code']}",
-                                "field": ",".join(res.get("error_fields") or []) or None,
-                                "error_code": res["error_code"],
-                                "message": f"Lead Gen & CRM lead {plan.get('lg_id') or '(new)'} (Salesforce {plan['sf_object']} {plan.get('sf_id')}) rejected the {plan['lg_op']}: {res['error_message']}",
-                            }
+                            _load_entry(ctx, plan, "sf_to_lg", res, who, plan["lg_op"])
                         )
                         c["lg_failed"] += 1
             if not has_write:
