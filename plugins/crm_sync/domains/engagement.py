@@ -851,40 +851,24 @@ def validate_tasks(
 def validate_stage(ctx: RunContext) -> dict[str, Any]:
     """``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``rejected`` on failing Tasks;
     the per-check summary goes to ``validation.json`` (the people report's shape)."""
-    from crm_sync.pipeline.validate import Validator, summarize_failures
+    from crm_sync.pipeline.validate import run_gate
 
     spec = run_spec(ctx)
     schema = run_schema(ctx)
-    validator = Validator()
-    counts: Counter = Counter()
-    sample: list[Any] = []
 
-    def out() -> Iterator[dict[str, Any]]:
-        for chunk in chunked(read_jsonl(ctx.run_dir / "plans" / "plans.jsonl"), VALIDATE_CHUNK):
-            failures = validate_tasks(chunk, spec, schema, validator)
-            for i, plan in enumerate(chunk):
-                fs = failures.get(i, [])
-                plan["rejected"] = [f.to_dict() for f in fs]
-                if plan["outcome"] == DELIVER:
-                    counts["checked"] += 1
-                    counts["rejected"] += bool(fs)
-                if len(sample) < 10_000:
-                    sample.extend(fs)
-                yield plan
+    def mark(plan: dict[str, Any], found: list[Any], counts: Counter) -> None:
+        plan["rejected"] = [f.to_dict() for f in found]
+        if plan["outcome"] == DELIVER:
+            counts["checked"] += 1
+            counts["rejected"] += bool(found)
 
-    write_jsonl(ctx.path("plans", "validated.jsonl"), out())
-    top = summarize_failures(sample)
-    write_json(
-        ctx.path("validation.json"),
-        {"checks": validator.summary(), "top_failures": top, "counts": dict(counts)},
+    return run_gate(
+        ctx,
+        lambda chunk, validator: validate_tasks(chunk, spec, schema, validator),
+        mark,
+        label="engagement",
+        chunk_size=VALIDATE_CHUNK,
     )
-    log.info(
-        "validate engagement: checked=%d rejected=%d top=%s",
-        counts["checked"],
-        counts["rejected"],
-        dict(list(top.items())[:3]),
-    )
-    return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
 
 
 def _existing(sf: Any, field: str, keys: list[str]) -> dict[str, dict[str, Any]]:

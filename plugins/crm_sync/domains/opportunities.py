@@ -1329,39 +1329,21 @@ def validate_stage(
     ctx: RunContext, specs: dict[str, ObjectSpec], schema: LiveSchema, chunk_size: int = 5000
 ) -> dict[str, Any]:
     """``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``lg_rejected`` on failing plans."""
-    from crm_sync.pipeline.validate import Validator, summarize_failures
+    from crm_sync.pipeline.validate import run_gate
 
-    validator = Validator()
-    counts: Counter = Counter()
-    all_failures: list[Any] = []
+    def mark(plan: dict[str, Any], found: list[Any], counts: Counter) -> None:
+        plan["lg_rejected"] = [f.to_dict() for f in found]
+        if plan.get("lg_op") and plan["kind"] in (KIND_OPPORTUNITY, KIND_ACCOUNT):
+            counts["checked"] += 1
+        counts["rejected"] += bool(found)
 
-    def out() -> Iterator[dict[str, Any]]:
-        for chunk in chunked(read_jsonl(ctx.run_dir / "plans" / "plans.jsonl"), chunk_size):
-            failures = validate_plans(chunk, specs, schema, validator)
-            for i, plan in enumerate(chunk):
-                fs = failures.get(i, [])
-                plan["lg_rejected"] = [f.to_dict() for f in fs]
-                if plan.get("lg_op") and plan["kind"] in (KIND_OPPORTUNITY, KIND_ACCOUNT):
-                    counts["checked"] += 1
-                if fs:
-                    counts["rejected"] += 1
-                if len(all_failures) < 10_000:
-                    all_failures.extend(fs)
-                yield plan
-
-    write_jsonl(ctx.path("plans", "validated.jsonl"), out())
-    top = summarize_failures(all_failures)
-    write_json(
-        ctx.path("validation.json"),
-        {"checks": validator.summary(), "top_failures": top, "counts": dict(counts)},
+    return run_gate(
+        ctx,
+        lambda chunk, validator: validate_plans(chunk, specs, schema, validator),
+        mark,
+        label="opportunities",
+        chunk_size=chunk_size,
     )
-    log.info(
-        "validate: leadgen checked=%d rejected=%d top=%s",
-        counts["checked"],
-        counts["rejected"],
-        dict(list(top.items())[:3]),
-    )
-    return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
 
 
 # =============================================================================================

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -503,49 +503,67 @@ def summarize_failures(failures: Iterable[Failure]) -> dict[str, int]:
     return dict(Counter(f"{f.target}:{f.check}:{f.field}" for f in failures).most_common())
 
 
-def validate_stage(
-    ctx: Any, specs: dict[str, ObjectSpec], schema: LiveSchema, chunk_size: int = 5000
+def run_gate(
+    ctx: Any,
+    check_chunk: Callable[[list[dict[str, Any]], Validator], dict[int, list[Failure]]],
+    mark: Callable[[dict[str, Any], list[Failure], Counter], None],
+    *,
+    label: str,
+    chunk_size: int = 5000,
 ) -> dict[str, Any]:
-    """``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``sf_rejected``/``lg_rejected``
-    on each failing plan; the per-check summary goes to ``validation.json``."""
+    """The validate stage every DAG runs: ``plans/plans.jsonl`` -> ``plans/validated.jsonl``.
+
+    ``check_chunk`` finds the failures of a chunk of plans (by position); ``mark`` records them
+    on a plan and counts it. The per-check summary (evaluated, failed, examples) and the top
+    failures go to ``validation.json`` for the run report."""
     from crm_sync.pipeline.files import chunked, read_jsonl, write_json, write_jsonl
 
     validator = Validator()
     counts: Counter = Counter()
-    all_failures: list[Failure] = []
+    sample: list[Failure] = []
 
-    def out():
+    def out() -> Iterator[dict[str, Any]]:
         for chunk in chunked(read_jsonl(ctx.run_dir / "plans" / "plans.jsonl"), chunk_size):
-            failures = validate_plans(chunk, specs, schema, validator)
+            failures = check_chunk(chunk, validator)
             for i, plan in enumerate(chunk):
-                fs = failures.get(i, [])
-                plan["sf_rejected"] = [f.to_dict() for f in fs if f.target == "salesforce"]
-                plan["lg_rejected"] = [f.to_dict() for f in fs if f.target == "leadgen"]
-                if plan["sf_rejected"]:
-                    counts["sf_rejected"] += 1
-                if plan["lg_rejected"]:
-                    counts["lg_rejected"] += 1
-                if plan.get("sf_op"):
-                    counts["sf_checked"] += 1
-                if plan.get("lg_op"):
-                    counts["lg_checked"] += 1
-                if len(all_failures) < 10_000:
-                    all_failures.extend(fs)
+                found = failures.get(i, [])
+                mark(plan, found, counts)
+                if len(sample) < 10_000:
+                    sample.extend(found)
                 yield plan
 
     write_jsonl(ctx.path("plans", "validated.jsonl"), out())
-    summary = validator.summary()
-    top = summarize_failures(all_failures)
+    top = summarize_failures(sample)
     write_json(
         ctx.path("validation.json"),
-        {"checks": summary, "top_failures": top, "counts": dict(counts)},
+        {"checks": validator.summary(), "top_failures": top, "counts": dict(counts)},
     )
     log.info(
-        "validate: salesforce checked=%d rejected=%d leadgen checked=%d rejected=%d top=%s",
-        counts["sf_checked"],
-        counts["sf_rejected"],
-        counts["lg_checked"],
-        counts["lg_rejected"],
+        "validate %s: %s top=%s",
+        label,
+        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
         dict(list(top.items())[:3]),
     )
     return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
+
+
+def validate_stage(
+    ctx: Any, specs: dict[str, ObjectSpec], schema: LiveSchema, chunk_size: int = 5000
+) -> dict[str, Any]:
+    """Leads/contacts: ``sf_rejected``/``lg_rejected`` on each failing plan."""
+
+    def mark(plan: dict[str, Any], found: list[Failure], counts: Counter) -> None:
+        plan["sf_rejected"] = [f.to_dict() for f in found if f.target == "salesforce"]
+        plan["lg_rejected"] = [f.to_dict() for f in found if f.target == "leadgen"]
+        counts["sf_checked"] += bool(plan.get("sf_op"))
+        counts["lg_checked"] += bool(plan.get("lg_op"))
+        counts["sf_rejected"] += bool(plan["sf_rejected"])
+        counts["lg_rejected"] += bool(plan["lg_rejected"])
+
+    return run_gate(
+        ctx,
+        lambda chunk, validator: validate_plans(chunk, specs, schema, validator),
+        mark,
+        label="people",
+        chunk_size=chunk_size,
+    )
