@@ -242,6 +242,7 @@ class RawSendCapture:
 def create_app(state: SandboxState) -> Any:
     """Build the ASGI app (API endpoint + admin surface)."""
     from .admin import admin_routes
+    from .app_page import app_routes
 
     rpc = RpcEndpoint(state)
     legacy = API_PATH.rstrip("/")
@@ -250,6 +251,7 @@ def create_app(state: SandboxState) -> Any:
         Route(API_PATH, rpc.handle, methods=["POST"]),
         Route(legacy, rpc.handle, methods=["POST"]),
         *admin_routes(state),
+        *app_routes(),
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -138,3 +138,27 @@ def test_admin_api_refuses_remote_clients_unless_allowed(tmp_path, allow_remote)
         assert asyncio.run(status("127.0.0.1", "/__sandbox__/calls")) == 200
     finally:
         state.db.close()
+
+
+def test_record_link_page_shows_the_lead_its_lists_and_activity(leadgen_sandbox, admin):
+    """The page the Salesforce record link opens ("Lead Hyperlink Widget")."""
+    import requests
+
+    lead = admin.post(
+        "/forms/submit",
+        {
+            "emailAddress": "widget@example.com",
+            "formName": "Demo",
+            "fields": {"firstName": "Wid", "lastName": "Get"},
+        },
+    )
+    lead_id = lead["leadID"]
+    admin.post("/lists", {"name": "Newsletter", "leadIDs": [lead_id]})
+    base = leadgen_sandbox.base_url
+    page = requests.get(f"{base}/__sandbox__/app/Contacts/View/{lead_id}", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Wid Get" in page.text and "widget@example.com" in page.text
+    assert "Newsletter" in page.text and "Filled out the form Demo" in page.text
+    assert (
+        requests.get(f"{base}/__sandbox__/app/Contacts/View/999999", timeout=10).status_code == 404
+    )
