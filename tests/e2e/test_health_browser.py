@@ -10,6 +10,8 @@ for docs/sync-health.md are written on every run.
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +31,14 @@ from tests.e2e.conftest_health import (
 
 pytestmark = pytest.mark.browser
 
-IMG_DIR = REPO_ROOT / "docs" / "img"
+# Screenshots land in the docs only when asked (CRM_SYNC_UPDATE_SCREENSHOTS=1): a test run must
+# not modify tracked files. Otherwise they go to a temporary folder (and are still taken, so the
+# screenshot path is exercised).
+IMG_DIR = (
+    REPO_ROOT / "docs" / "img"
+    if os.environ.get("CRM_SYNC_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.mkdtemp(prefix="sync_health_screens_"))
+)
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
 
 
