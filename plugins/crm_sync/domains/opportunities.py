@@ -702,18 +702,14 @@ def leadgen_object_checks(
     """
     import great_expectations.expectations as gxe
 
-    from crm_sync.pipeline.validate import Check, rule_checks
+    from crm_sync.pipeline.validate import Check, only_where_written, rule_checks
 
     lg_object = LG_TARGET[kind]
     cols = [c for c in columns if not c.startswith("__") and c != "id"]
     checks: list[Check] = []
     for name in REQUIRED[kind]:
         if op == "create" or name in cols:
-            cond = (
-                {}
-                if op == "create"
-                else {"row_condition": f"__has_{name}==True", "condition_parser": "pandas"}
-            )
+            cond = {} if op == "create" else only_where_written(name)
             checks.append(
                 Check(
                     "required",
@@ -729,8 +725,7 @@ def leadgen_object_checks(
                 REF_STAGE,
                 gxe.ExpectColumnValuesToNotBeNull(
                     column=REF_STAGE,
-                    row_condition=f"__has_{REF_STAGE}==True",
-                    condition_parser="pandas",
+                    **only_where_written(REF_STAGE),
                 ),
                 "must come from a Salesforce stage mapped in opportunity_stages.yaml",
             )

@@ -181,6 +181,14 @@ class Validator:
         }
 
 
+def only_where_written(column: str) -> dict[str, Any]:
+    """Expectation kwargs that limit a check to the rows whose payload writes ``column`` (an
+    update that leaves a required field alone must not fail for it)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    return {"row_condition": Column(f"__has_{column}") == True}  # noqa: E712 - builds a GX condition
+
+
 def _raised(info: Any) -> str | None:
     """The exception message inside a GX ``exception_info`` (flat or keyed by metric), if any."""
     if isinstance(info, dict):
@@ -218,11 +226,7 @@ def salesforce_checks(
     fields = schema.salesforce.get(sobject, {})
     for name in required_fields(schema, sobject):
         if op == "create" or name in cols:
-            cond = (
-                {}
-                if op == "create"
-                else {"row_condition": f"__has_{name}==True", "condition_parser": "pandas"}
-            )
+            cond = {} if op == "create" else only_where_written(name)
             checks.append(
                 Check(
                     "required",
@@ -289,11 +293,7 @@ def leadgen_checks(
     cols = set(columns)
     checks: list[Check] = []
     if op == "create" or "emailAddress" in cols:
-        cond = (
-            {}
-            if op == "create"
-            else {"row_condition": "__has_emailAddress==True", "condition_parser": "pandas"}
-        )
+        cond = {} if op == "create" else only_where_written("emailAddress")
         checks.append(
             Check(
                 "required",
@@ -380,8 +380,7 @@ def rule_checks(rules: list[Any], column: str) -> list[Check]:
                     column,
                     gxe.ExpectColumnValuesToNotBeNull(
                         column=column,
-                        row_condition=f"__has_{column}==True",
-                        condition_parser="pandas",
+                        **only_where_written(column),
                     ),
                     rule.message or "is required",
                 )
@@ -423,7 +422,7 @@ def _explain(who: str, check: Check, value: Any) -> str:
 
 
 def safe_column(name: str) -> bool:
-    # pandas row_condition strings cannot address arbitrary names; our field names are identifiers.
+    # Payload keys become frame columns (and __has_ markers); only identifier-like names qualify.
     return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
 
 
