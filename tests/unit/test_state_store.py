@@ -146,3 +146,17 @@ def test_held_items(store: SyncStore) -> None:
     assert (item.attempts, item.payload) == (2, {"x": 2})
     assert store.release("d", "event", ["e1"], status="delivered") == 1
     assert store.held("d", "event") == []
+
+
+def test_add_links_inserts_in_bulk_and_falls_back_for_existing(store: SyncStore) -> None:
+    store.upsert_link("person", "1", "Lead", "00QA", synced_values={"a": "1"})
+    rows = [
+        {"lg_id": "1", "sf_object": "Contact", "sf_id": "003A", "synced_values": {"b": "2"}, "event": "paired_by_email"},
+        {"lg_id": "2", "sf_object": "Lead", "sf_id": "00QB", "synced_values": {"c": "3"}, "event": "created"},
+    ]
+    assert store.add_links("person", rows, "r1") == 2
+    links = store.links_by_lg("person", ["1", "2"])
+    assert (links["1"].sf_id, links["1"].synced_values) == ("003A", {"a": "1", "b": "2"})
+    assert (links["2"].sf_id, links["2"].status, links["2"].synced_values) == ("00QB", "active", {"c": "3"})
+    assert [e.event for e in store.link_events("person", lg_id="2")] == ["created"]
+    assert [e.event for e in store.link_events("person", lg_id="1")] == ["created", "paired_by_email"]

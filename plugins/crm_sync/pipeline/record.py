@@ -117,6 +117,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
     resolved_keys: dict[str, list[str]] = {"lg_to_sf": [], "sf_to_lg": []}
     values_by_lg: dict[str, dict[str, Any]] = {}
     planned = rejected = still_rejected = loaded = 0
+    new_links: list[dict[str, Any]] = []  # first pairings, inserted in bulk
     # Rows already in quarantine before this run are retried here; failing again is not news and
     # must not turn every later run red. The threshold counts rows rejected for the first time.
     prior = {
@@ -302,15 +303,18 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                         "email": "paired_by_email",
                         "external_id": "paired_by_external_id",
                     }[plan["match"]]
-                    store.upsert_link(
-                        DOMAIN,
-                        lg_id,
-                        plan["sf_object"],
-                        sf_id,
-                        synced_values=agreed,
-                        run_id=ctx.run_id,
-                        event=event,
+                    new_links.append(
+                        {
+                            "lg_id": lg_id,
+                            "sf_object": plan["sf_object"],
+                            "sf_id": sf_id,
+                            "synced_values": agreed,
+                            "event": event,
+                        }
                     )
+                    if len(new_links) >= 2000:
+                        store.add_links(DOMAIN, new_links, ctx.run_id)
+                        new_links = []
                     c[f"links_{event}"] += 1
             elif agreed:
                 values_by_lg[lg_id] = agreed
@@ -319,6 +323,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     values_by_lg = {}
 
         if not ctx.dry_run:
+            store.add_links(DOMAIN, new_links, ctx.run_id)
             store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
             qkeys: dict[str, set[str]] = {"lg_to_sf": set(), "sf_to_lg": set()}
             for q in quarantined:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.state.models import HeldItem, Link, LinkEvent, QuarantineItem, Run, Watermark
@@ -207,6 +207,63 @@ class SyncStore:
             s.flush()
             s.expunge(link)
             return link
+
+    def add_links(self, domain: str, rows: list[dict[str, Any]], run_id: str | None) -> int:
+        """Insert first pairings in bulk (``lg_id``, ``sf_object``, ``sf_id``, ``synced_values``,
+        ``event``), each with its history row. A lead that got a link meanwhile (a rerun) goes
+        through :meth:`upsert_link` instead, so nothing is duplicated."""
+        if not rows:
+            return 0
+        now = utcnow()
+        existing = set(self.links_by_lg(domain, [r["lg_id"] for r in rows]))
+        fresh = [r for r in rows if str(r["lg_id"]) not in existing]
+        with self.session() as s:
+            if fresh:
+                s.execute(
+                    insert(Link),
+                    [
+                        {
+                            "domain": domain,
+                            "lg_id": str(r["lg_id"]),
+                            "sf_object": r["sf_object"],
+                            "sf_id": r["sf_id"],
+                            "status": "active",
+                            "synced_values": dict(r.get("synced_values") or {}),
+                            "created_at": now,
+                            "updated_at": now,
+                            "last_run_id": run_id,
+                        }
+                        for r in fresh
+                    ],
+                )
+                s.execute(
+                    insert(LinkEvent),
+                    [
+                        {
+                            "domain": domain,
+                            "lg_id": str(r["lg_id"]),
+                            "event": r.get("event") or "created",
+                            "old_sf_id": None,
+                            "new_sf_id": r["sf_id"],
+                            "detail": None,
+                            "run_id": run_id,
+                            "at": now,
+                        }
+                        for r in fresh
+                    ],
+                )
+        for r in rows:
+            if str(r["lg_id"]) in existing:
+                self.upsert_link(
+                    domain,
+                    str(r["lg_id"]),
+                    r["sf_object"],
+                    r["sf_id"],
+                    synced_values=r.get("synced_values"),
+                    run_id=run_id,
+                    event=r.get("event"),
+                )
+        return len(rows)
 
     def update_synced_values(
         self, domain: str, values_by_lg: dict[str, dict[str, Any]], run_id: str | None
