@@ -393,3 +393,21 @@ def test_a_salesforce_record_failure_does_not_stop_the_batch(fresh, dags) -> Non
         "validation rule",
     )
     assert "Company may not start with Rejected" in q.message
+
+
+def test_salesforce_duplicates_by_email_make_one_lead_not_two(fresh, dags) -> None:
+    freeze(fresh, 40)
+    lead = sf_create(fresh, "Lead", LastName="Dup", Company="D", Email="dup@example.com")
+    contact = sf_create(fresh, "Contact", LastName="Dup", Email="Dup@Example.com")
+    other = sf_create(fresh, "Lead", LastName="Dup2", Company="D", Email="dup@example.com")
+    out = run_dag(dags, DAG, H)
+    assert out.state == "success", out.task_states
+    assert out.report["leadgen"]["created"] == 1
+    [link] = state_store().all_links("person")
+    assert link.sf_id == contact  # the Contact stands for the person
+    assert out.report["events"]["duplicate_in_salesforce"] == 2
+    assert all(x in " ".join(out.report["event_examples"]["duplicate_in_salesforce"]) for x in (lead, other))
+    assert sf_get(fresh, "Lead", lead)["LeadGen_Id__c"] is None  # the duplicates are left alone
+    reset_calls(fresh)
+    assert run_dag(dags, DAG, H).state == "success"
+    assert write_calls(fresh) == {"salesforce": {}, "leadgen": {}}

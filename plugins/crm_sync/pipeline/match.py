@@ -75,7 +75,7 @@ class WorkIndex:
             """
             DROP TABLE IF EXISTS lg; DROP TABLE IF EXISTS sf;
             CREATE TABLE lg (id TEXT PRIMARY KEY, rec TEXT);
-            CREATE TABLE sf (id TEXT PRIMARY KEY, object TEXT, rec TEXT);
+            CREATE TABLE sf (id TEXT PRIMARY KEY, object TEXT, email TEXT, modified TEXT, rec TEXT);
             """
         )
 
@@ -89,10 +89,35 @@ class WorkIndex:
         for sobject, rows in sf_rows.items():
             for chunk in chunked(rows, 2000):
                 self.db.executemany(
-                    "INSERT OR REPLACE INTO sf VALUES (?, ?, ?)",
-                    [(r["Id"], sobject, dumps(r)) for r in chunk],
+                    "INSERT OR REPLACE INTO sf VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (
+                            r["Id"],
+                            sobject,
+                            _email(r.get("Email")),
+                            str(r.get("LastModifiedDate") or ""),
+                            dumps(r),
+                        )
+                        for r in chunk
+                    ],
                 )
         self.db.commit()
+
+    def preferred_by_email(self) -> dict[str, str]:
+        """For emails several changed Salesforce records share: the one that stands for the
+        person (a Contact before a Lead, then the most recently modified). Only duplicated
+        emails are returned, so memory follows the duplicates, not the run."""
+        rows = self.db.execute(
+            """
+            SELECT email, id FROM sf
+            WHERE email IN (SELECT email FROM sf WHERE email IS NOT NULL GROUP BY email HAVING COUNT(*) > 1)
+            ORDER BY email, object = 'Contact' DESC, modified DESC, id
+            """
+        )
+        out: dict[str, str] = {}
+        for email, sid in rows:
+            out.setdefault(email, sid)
+        return out
 
     def lg_ids(self) -> Iterator[list[str]]:
         cur = self.db.execute("SELECT id FROM lg ORDER BY rowid")
@@ -139,6 +164,7 @@ class Matcher:
     counts: Counter = field(default_factory=Counter)
     covered_sf: set[str] = field(default_factory=set)
     covered_lg: set[str] = field(default_factory=set)
+    preferred: dict[str, str] = field(default_factory=dict)
     _sf_cache: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     # -- lookups -----------------------------------------------------------------------------
@@ -601,6 +627,26 @@ class Matcher:
                         "events": events,
                         "lg_extra": extra,
                     }
+                elif (e := _email(rec.get("Email"))) and self.preferred.get(e, sid) != sid:
+                    # Another changed Salesforce record with this email stands for the person;
+                    # creating a lead for each would make them fight over one Lead Gen & CRM lead.
+                    self.counts["duplicate_in_salesforce"] += 1
+                    yield {
+                        "pair": f"sf:{sid}",
+                        "lg": None,
+                        "sf": rec,
+                        "sf_object": sobject,
+                        "link": None,
+                        "match": "duplicate",
+                        "skip_fields": True,
+                        "events": [
+                            {
+                                "event": "duplicate_in_salesforce",
+                                "detail": f"{sobject} {sid} shares {e} with {self.preferred[e]}, which is synced instead; merge them in Salesforce",
+                            }
+                        ],
+                        "lg_extra": [],
+                    }
                 else:
                     self.counts["new_from_salesforce"] += 1
                     yield {
@@ -626,6 +672,7 @@ def match_people(
             {s: read_jsonl(ctx.run_dir / "extract" / f"sf_{s}.jsonl") for s in specs},
         )
         m = Matcher(ctx, sf, lg, store, specs, index)
+        m.preferred = index.preferred_by_email()
 
         def all_pairs() -> Iterator[dict[str, Any]]:
             yield from m.pairs_from_leadgen()

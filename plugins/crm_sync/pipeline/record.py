@@ -313,7 +313,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                         }
                     )
                     if len(new_links) >= 2000:
-                        store.add_links(DOMAIN, new_links, ctx.run_id)
+                        c["links_refused_duplicate"] += len(new_links) - store.add_links(
+                            DOMAIN, new_links, ctx.run_id
+                        )
                         new_links = []
                     c[f"links_{event}"] += 1
             elif agreed:
@@ -323,7 +325,9 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
                     values_by_lg = {}
 
         if not ctx.dry_run:
-            store.add_links(DOMAIN, new_links, ctx.run_id)
+            c["links_refused_duplicate"] += len(new_links) - store.add_links(
+                DOMAIN, new_links, ctx.run_id
+            )
             store.update_synced_values(DOMAIN, values_by_lg, ctx.run_id)
             qkeys: dict[str, set[str]] = {"lg_to_sf": set(), "sf_to_lg": set()}
             for q in quarantined:
@@ -353,7 +357,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
         "pairs": c["pairs"],
         "salesforce": {k[3:]: v for k, v in c.items() if k.startswith("sf_")},
         "leadgen": {k[3:]: v for k, v in c.items() if k.startswith("lg_")},
-        "links": {k[6:]: v for k, v in c.items() if k.startswith("links_")},
+        "links": {k[6:]: v for k, v in c.items() if k.startswith("links_") and v},
         "unchanged": c["unchanged"],
         "quarantined": len(quarantined),
         "quarantine_resolved": c["quarantine_resolved_lg_to_sf"]

@@ -210,15 +210,46 @@ class SyncStore:
 
     def add_links(self, domain: str, rows: list[dict[str, Any]], run_id: str | None) -> int:
         """Insert first pairings in bulk (``lg_id``, ``sf_object``, ``sf_id``, ``synced_values``,
-        ``event``), each with its history row. A lead that got a link meanwhile (a rerun) goes
-        through :meth:`upsert_link` instead, so nothing is duplicated."""
+        ``event``), each with its history row; returns how many were linked. A lead that has a
+        link already (a rerun) is updated through :meth:`upsert_link` when it is the same
+        Salesforce record, and left alone when it is another one: a link is never stolen."""
         if not rows:
             return 0
         now = utcnow()
-        existing = set(self.links_by_lg(domain, [r["lg_id"] for r in rows]))
-        fresh = [r for r in rows if str(r["lg_id"]) not in existing]
-        with self.session() as s:
-            if fresh:
+        existing = self.links_by_lg(domain, [r["lg_id"] for r in rows])
+        fresh: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        refused = 0
+        for r in rows:
+            lid = str(r["lg_id"])
+            current = existing.get(lid)
+            if lid in seen or (
+                current is not None and current.status == "active" and current.sf_id != r["sf_id"]
+            ):
+                log.warning(
+                    "lead %s already stands for Salesforce %s; %s %s is not linked to it (duplicate)",
+                    lid,
+                    current.sf_id if current is not None else "another record of this run",
+                    r["sf_object"],
+                    r["sf_id"],
+                )
+                refused += 1
+                continue
+            seen.add(lid)
+            if current is not None:
+                self.upsert_link(
+                    domain,
+                    lid,
+                    r["sf_object"],
+                    r["sf_id"],
+                    synced_values=r.get("synced_values"),
+                    run_id=run_id,
+                    event=r.get("event"),
+                )
+            else:
+                fresh.append(r)
+        if fresh:
+            with self.session() as s:
                 s.execute(
                     insert(Link),
                     [
@@ -252,18 +283,7 @@ class SyncStore:
                         for r in fresh
                     ],
                 )
-        for r in rows:
-            if str(r["lg_id"]) in existing:
-                self.upsert_link(
-                    domain,
-                    str(r["lg_id"]),
-                    r["sf_object"],
-                    r["sf_id"],
-                    synced_values=r.get("synced_values"),
-                    run_id=run_id,
-                    event=r.get("event"),
-                )
-        return len(rows)
+        return len(rows) - refused
 
     def update_synced_values(
         self, domain: str, values_by_lg: dict[str, dict[str, Any]], run_id: str | None
