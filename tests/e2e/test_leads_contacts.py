@@ -406,7 +406,10 @@ def test_salesforce_duplicates_by_email_make_one_lead_not_two(fresh, dags) -> No
     [link] = state_store().all_links("person")
     assert link.sf_id == contact  # the Contact stands for the person
     assert out.report["events"]["duplicate_in_salesforce"] == 2
-    assert all(x in " ".join(out.report["event_examples"]["duplicate_in_salesforce"]) for x in (lead, other))
+    assert all(
+        x in " ".join(out.report["event_examples"]["duplicate_in_salesforce"])
+        for x in (lead, other)
+    )
     assert sf_get(fresh, "Lead", lead)["LeadGen_Id__c"] is None  # the duplicates are left alone
     reset_calls(fresh)
     assert run_dag(dags, DAG, H).state == "success"

@@ -151,21 +151,45 @@ def test_held_items(store: SyncStore) -> None:
 def test_add_links_inserts_in_bulk_and_falls_back_for_existing(store: SyncStore) -> None:
     store.upsert_link("person", "1", "Lead", "00QA", synced_values={"a": "1"})
     rows = [
-        {"lg_id": "1", "sf_object": "Lead", "sf_id": "00QA", "synced_values": {"b": "2"}, "event": "paired_by_email"},
-        {"lg_id": "2", "sf_object": "Lead", "sf_id": "00QB", "synced_values": {"c": "3"}, "event": "created"},
+        {
+            "lg_id": "1",
+            "sf_object": "Lead",
+            "sf_id": "00QA",
+            "synced_values": {"b": "2"},
+            "event": "paired_by_email",
+        },
+        {
+            "lg_id": "2",
+            "sf_object": "Lead",
+            "sf_id": "00QB",
+            "synced_values": {"c": "3"},
+            "event": "created",
+        },
     ]
     assert store.add_links("person", rows, "r1") == 2
     links = store.links_by_lg("person", ["1", "2"])
     assert (links["1"].sf_id, links["1"].synced_values) == ("00QA", {"a": "1", "b": "2"})
-    assert (links["2"].sf_id, links["2"].status, links["2"].synced_values) == ("00QB", "active", {"c": "3"})
+    assert (links["2"].sf_id, links["2"].status, links["2"].synced_values) == (
+        "00QB",
+        "active",
+        {"c": "3"},
+    )
     assert [e.event for e in store.link_events("person", lg_id="2")] == ["created"]
-    assert [e.event for e in store.link_events("person", lg_id="1")] == ["created", "paired_by_email"]
+    assert [e.event for e in store.link_events("person", lg_id="1")] == [
+        "created",
+        "paired_by_email",
+    ]
 
 
 def test_add_links_never_steals_a_link(store: SyncStore) -> None:
     store.upsert_link("person", "1", "Lead", "00QA")
     rows = [
-        {"lg_id": "1", "sf_object": "Contact", "sf_id": "003X", "event": "created"},  # another record
+        {
+            "lg_id": "1",
+            "sf_object": "Contact",
+            "sf_id": "003X",
+            "event": "created",
+        },  # another record
         {"lg_id": "2", "sf_object": "Lead", "sf_id": "00QB", "event": "created"},
         {"lg_id": "2", "sf_object": "Lead", "sf_id": "00QC", "event": "created"},  # same lead twice
     ]
