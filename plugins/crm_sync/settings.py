@@ -49,6 +49,11 @@ def sf_api_budget() -> int:
     return int(os.environ.get("CRM_SYNC_SF_API_BUDGET") or 25_000)
 
 
+def retention_days() -> int:
+    """How long resolved quarantine rows and finished held items are kept (``CRM_SYNC_RETENTION_DAYS``)."""
+    return int(os.environ.get("CRM_SYNC_RETENTION_DAYS") or 30)
+
+
 def sf_retry_stop_share() -> float:
     """Share of the budget above which automatic retries stop (HubSpot stops at 75 %)."""
     return float(os.environ.get("CRM_SYNC_RETRY_STOP_SHARE") or 0.75)

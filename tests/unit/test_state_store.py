@@ -196,3 +196,26 @@ def test_add_links_never_steals_a_link(store: SyncStore) -> None:
     assert store.add_links("person", rows, "r1") == 1
     links = store.links_by_lg("person", ["1", "2"])
     assert (links["1"].sf_id, links["2"].sf_id) == ("00QA", "00QB")
+
+
+def test_purge_old_drops_only_resolved_and_finished_items_past_retention(store: SyncStore) -> None:
+    from sqlalchemy import update
+
+    from crm_sync.state.models import HeldItem, QuarantineItem
+
+    _q(store, "r1", record_key="lg:1")
+    _q(store, "r1", record_key="lg:2")
+    store.resolve_quarantine("d", "lg_to_sf", ["lg:1"], "r2")
+    store.hold("d", "event", "e1", payload={}, reason="waiting")
+    store.hold("d", "event", "e2", payload={}, reason="waiting")
+    store.release("d", "event", ["e1"], status="delivered")
+    old = datetime(2026, 1, 1)
+    with store.session() as s:
+        s.execute(update(QuarantineItem).values(resolved_at=old))
+        s.execute(update(HeldItem).values(last_seen=old))
+    store.purge_old(timedelta(days=30))
+    assert [
+        q.record_key for q in store.quarantined("d", statuses=("open", "parked", "resolved"))
+    ] == ["lg:2"]
+    assert [h.item_key for h in store.held("d", "event")] == ["e2"]
+    assert store.held("d", "event", status="delivered") == []

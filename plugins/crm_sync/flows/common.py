@@ -260,6 +260,10 @@ def finish(
     )
     if status == "success":
         store.advance_watermark(ctx.dag_id, stream, ctx.window_end, ctx.run_id)
+        from crm_sync.settings import retention_days
+
+        # Resolved problems stay visible for a while (Sync health, lookups), then go.
+        store.purge_old(timedelta(days=retention_days()))
     log.info(
         "record: status=%s salesforce=%s leadgen=%s links=%s quarantined=%d resolved=%d events=%s api_calls=%s",
         status,

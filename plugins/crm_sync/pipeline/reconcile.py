@@ -116,8 +116,6 @@ class Plan:
     agreed_if_lg: dict[str, str | None] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    source_key_sf: str | None = None
-    source_key_lg: str | None = None
     link_change: dict[str, Any] | None = None
     # For Lead Gen & CRM creates: the Salesforce record, so the load stage can reconcile the
     # values Lead Gen & CRM fills in by itself (defaults) in the same run.
@@ -202,8 +200,6 @@ def _reconcile_object(
             sf_object=sobject,
             match=p.get("match", "link"),
             events=list(p.get("events") or []),
-            source_key_lg=f"lg:{lg_id}" if lg_id else None,
-            source_key_sf=f"sf:{sf_id}" if sf_id else None,
         )
         plan.link_change = p.get("link_change")
         if p.get("skip_fields"):
