@@ -771,37 +771,17 @@ def plan_stage(ctx: RunContext, sf: Any, store: Any) -> dict[str, Any]:
 def task_checks(columns: Iterable[str], spec: EngagementSpec, schema: LiveSchema) -> list[Any]:
     """The quality gate for Task payloads: WhoId, Subject and the external id required; text
     no longer than the field; restricted picklists (from describe) hold a listed value."""
-    import great_expectations.expectations as gxe
+    from crm_sync.pipeline.validate import length_check, picklist_check, required_check
 
-    from crm_sync.pipeline.validate import Check
-
-    cols = set(columns)
-    checks = [
-        Check("required", name, gxe.ExpectColumnValuesToNotBeNull(column=name), "is required")
-        for name in ("WhoId", "Subject", spec.external_id_field)
-    ]
-    for name in sorted(cols):
+    checks = [required_check(name) for name in ("WhoId", "Subject", spec.external_id_field)]
+    for name in sorted(set(columns)):
         f = schema.sf(TASK, name)
         if f is None:
             continue
         if f.length and f.type in ("string", "textarea", "combobox", "url", "email", "phone"):
-            checks.append(
-                Check(
-                    "max_length",
-                    name,
-                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=f.length),
-                    f"at most {f.length} characters",
-                )
-            )
+            checks.append(length_check(name, f.length))
         if f.restricted_picklist and f.picklist_values:
-            checks.append(
-                Check(
-                    "picklist",
-                    name,
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(f.picklist_values)),
-                    f"one of {f.picklist_values}",
-                )
-            )
+            checks.append(picklist_check(name, f.picklist_values))
     return checks
 
 
@@ -809,40 +789,25 @@ def validate_tasks(
     plans: list[dict[str, Any]], spec: EngagementSpec, schema: LiveSchema, validator: Any
 ) -> dict[int, list[Any]]:
     """Run the gate on the deliverable plans of a chunk; failures by position in ``plans``."""
-    import pandas as pd
-
-    from crm_sync.pipeline.validate import Failure
+    from crm_sync.pipeline.validate import Failure, explain, frame
 
     idx = [i for i, p in enumerate(plans) if p["outcome"] == DELIVER]
     failures: dict[int, list[Any]] = defaultdict(list)
     if not idx:
         return failures
     payloads = [plans[i]["payload"] for i in idx]
-    columns = list(dict.fromkeys(k for p in payloads for k in p))
-    for required in ("WhoId", "Subject", spec.external_id_field):
-        if required not in columns:
-            columns.append(required)
+    required = ("WhoId", "Subject", spec.external_id_field)
     # A blank string is as missing as no value: an empty Subject must fail "required".
-    df = pd.DataFrame(
-        [{c: (None if p.get(c) == "" else p.get(c)) for c in columns} for p in payloads],
-        columns=columns,
-    )
-    df = df.astype(object).where(pd.notna(df), None)
-    df["__row"] = idx
+    df = frame(payloads, idx, ensure=required, empty_is_blank=True)
+    columns = [c for c in df.columns if not c.startswith("__")]
     for pos, check, value in validator.run(
         "sf_Task_upsert", df, task_checks(columns, spec, schema)
     ):
         p = plans[pos]
-        shown = value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "..."
+        who = f"Task {p['key']} ({p['type']}, lead {p.get('lead_id')})"
         failures[pos].append(
             Failure(
-                "salesforce",
-                p["key"],
-                check.name,
-                check.column,
-                value,
-                f"Task {p['key']} ({p['type']}, lead {p.get('lead_id')}): field {check.column}: "
-                f"{check.name}: value {shown!r} {check.describe}",
+                "salesforce", p["key"], check.name, check.column, value, explain(who, check, value)
             )
         )
     return failures

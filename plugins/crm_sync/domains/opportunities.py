@@ -49,7 +49,7 @@ from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import chunked, dumps, read_json, read_jsonl, write_json, write_jsonl
 from crm_sync.pipeline.record import category_for, sum_api_calls
-from crm_sync.pipeline.transform import INVALID, canonicalize_leadgen, is_blank
+from crm_sync.pipeline.transform import canonicalize_leadgen, is_blank
 
 log = logging.getLogger(__name__)
 
@@ -702,31 +702,27 @@ def leadgen_object_checks(
     """
     import great_expectations.expectations as gxe
 
-    from crm_sync.pipeline.validate import Check, only_where_written, rule_checks
+    from crm_sync.pipeline.validate import (
+        Check,
+        length_check,
+        parseable_check,
+        required_check,
+        rule_checks,
+    )
 
     lg_object = LG_TARGET[kind]
     cols = [c for c in columns if not c.startswith("__") and c != "id"]
-    checks: list[Check] = []
-    for name in REQUIRED[kind]:
-        if op == "create" or name in cols:
-            cond = {} if op == "create" else only_where_written(name)
-            checks.append(
-                Check(
-                    "required",
-                    name,
-                    gxe.ExpectColumnValuesToNotBeNull(column=name, **cond),
-                    "is required",
-                )
-            )
+    checks: list[Check] = [
+        required_check(name, only_written=op != "create")
+        for name in REQUIRED[kind]
+        if op == "create" or name in cols
+    ]
     if kind == KIND_OPPORTUNITY and REF_STAGE in cols:
         checks.append(
             Check(
                 "picklist:stage_map",
                 REF_STAGE,
-                gxe.ExpectColumnValuesToNotBeNull(
-                    column=REF_STAGE,
-                    **only_where_written(REF_STAGE),
-                ),
+                required_check(REF_STAGE, only_written=True).expectation,
                 "must come from a Salesforce stage mapped in opportunity_stages.yaml",
             )
         )
@@ -736,29 +732,15 @@ def leadgen_object_checks(
                 "format:probability",
                 "probability",
                 gxe.ExpectColumnValuesToMatchRegex(column="probability", regex=PROBABILITY_RE),
-                "a whole percent from 0 to 100",
+                "must be a whole percent from 0 to 100",
             )
         )
     rows = {r.leadgen: r for r in spec.fields}
     for name in sorted(cols):
         lf = schema.lg(lg_object, name)
         if lf is not None and lf.length and lf.data_type not in ("int", "date", "datetime"):
-            checks.append(
-                Check(
-                    "max_length",
-                    name,
-                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=lf.length),
-                    f"at most {lf.length} characters",
-                )
-            )
-        checks.append(
-            Check(
-                "parseable",
-                name,
-                gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
-                "a parseable value",
-            )
-        )
+            checks.append(length_check(name, lf.length))
+        checks.append(parseable_check(name))
         row = rows.get(name)
         if row is not None and row.direction.writes_leadgen:
             checks.extend(rule_checks(row.rules, name))
@@ -773,7 +755,7 @@ def validate_plans(
 ) -> dict[int, list[Any]]:
     """Run the gate on a chunk of plans; failures by plan index. Deletes and memberships carry
     only ids this sync resolved, so they are not checked."""
-    from crm_sync.pipeline.validate import Failure, frame, json_safe, safe_column
+    from crm_sync.pipeline.validate import Failure, explain, frame, safe_column
 
     failures: dict[int, list[Any]] = defaultdict(list)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -786,13 +768,9 @@ def validate_plans(
             {k: v for k, v in plans[i]["lg_payload"].items() if k != "id" and safe_column(k)}
             for i in idx
         ]
-        df = frame(payloads, idx)
-        for name in REQUIRED[kind] if op == "create" else ():
-            if name not in df.columns:
-                df[name] = None  # missing from every payload: must fail, not be skipped
-        for c in df.columns:
-            if not c.startswith("__"):
-                df[c] = [None if v == "" else v for v in df[c]]  # "" is the API's blank
+        df = frame(
+            payloads, idx, ensure=REQUIRED[kind] if op == "create" else (), empty_is_blank=True
+        )
         checks = leadgen_object_checks(kind, op, df.columns, schema, spec)
         for row, check, value in validator.run(f"lg_{kind}_{op}", df, checks):
             p = plans[row]
@@ -808,10 +786,7 @@ def validate_plans(
                 )
                 value = p.get("stage_unmapped")
             else:
-                message = (
-                    f"{who}: field {check.column}: {check.name}: value "
-                    f"{json_safe(value)!r} {check.describe}"
-                )
+                message = explain(who, check, value)
             failures[row].append(
                 Failure("leadgen", p["pair"], check.name, check.column, value, message)
             )

@@ -20,7 +20,7 @@ import logging
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -217,69 +217,86 @@ def required_fields(schema: LiveSchema, sobject: str) -> list[str]:
     ]
 
 
+# -- check factories: every DAG builds its suites from these, so the checks read alike -------
+
+
+def required_check(column: str, *, only_written: bool = False) -> Check:
+    """``column`` must not be blank; with ``only_written`` only in rows whose payload writes it
+    (an update that leaves a required field alone must not fail for it)."""
+    cond = only_where_written(column) if only_written else {}
+    return Check(
+        "required",
+        column,
+        _gxe().ExpectColumnValuesToNotBeNull(column=column, **cond),
+        "is required",
+    )
+
+
+def email_check(column: str) -> Check:
+    return Check(
+        "email_format",
+        column,
+        _gxe().ExpectColumnValuesToMatchRegex(column=column, regex=EMAIL_RE),
+        "must be a valid email address",
+    )
+
+
+def length_check(column: str, length: int) -> Check:
+    return Check(
+        "max_length",
+        column,
+        _gxe().ExpectColumnValueLengthsToBeBetween(column=column, max_value=length),
+        f"must be at most {length} characters",
+    )
+
+
+def picklist_check(column: str, values: Iterable[str], name: str = "picklist") -> Check:
+    allowed = list(values)
+    return Check(
+        name,
+        column,
+        _gxe().ExpectColumnValuesToBeInSet(column=column, value_set=allowed),
+        f"must be one of {allowed}",
+    )
+
+
+def parseable_check(column: str, what: str = "value") -> Check:
+    """Values the transform could not parse carry the ``INVALID`` marker: they must not pass."""
+    return Check(
+        "parseable",
+        column,
+        _gxe().ExpectColumnValuesToNotBeInSet(column=column, value_set=[INVALID]),
+        f"must be a valid {what}",
+    )
+
+
 def salesforce_checks(
     sobject: str, op: str, columns: Iterable[str], schema: LiveSchema, spec: ObjectSpec
 ) -> list[Check]:
-    gxe = _gxe()
-    checks: list[Check] = []
     cols = set(columns)
     fields = schema.salesforce.get(sobject, {})
-    for name in required_fields(schema, sobject):
-        if op == "create" or name in cols:
-            cond = {} if op == "create" else only_where_written(name)
-            checks.append(
-                Check(
-                    "required",
-                    name,
-                    gxe.ExpectColumnValuesToNotBeNull(column=name, **cond),
-                    "is required",
-                )
-            )
+    checks = [
+        required_check(name, only_written=op != "create")
+        for name in required_fields(schema, sobject)
+        if op == "create" or name in cols
+    ]
     for name in sorted(cols):
         f = fields.get(name)
         if f is None or name == "Id":
             continue
         family = sf_type_family(f.type)
         if f.type == "email":
-            checks.append(
-                Check(
-                    "email_format",
-                    name,
-                    gxe.ExpectColumnValuesToMatchRegex(column=name, regex=EMAIL_RE),
-                    "must be a valid email address",
-                )
-            )
+            checks.append(email_check(name))
         if (
             family == "text"
             and f.length
             and f.type not in ("id", "reference", "picklist", "multipicklist")
         ):
-            checks.append(
-                Check(
-                    "max_length",
-                    name,
-                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=f.length),
-                    f"must be at most {f.length} characters",
-                )
-            )
+            checks.append(length_check(name, f.length))
         if f.restricted_picklist and f.picklist_values:
-            checks.append(
-                Check(
-                    "picklist",
-                    name,
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(f.picklist_values)),
-                    f"must be one of {f.picklist_values}",
-                )
-            )
+            checks.append(picklist_check(name, f.picklist_values))
         if family in ("number", "date", "datetime", "boolean"):
-            checks.append(
-                Check(
-                    "parseable",
-                    name,
-                    gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
-                    f"must be a valid {f.type}",
-                )
-            )
+            checks.append(parseable_check(name, f.type))
     for row in spec.fields:
         if row.salesforce in cols and row.direction.writes_salesforce:
             checks.extend(rule_checks(row.rules, row.salesforce))
@@ -289,59 +306,22 @@ def salesforce_checks(
 def leadgen_checks(
     op: str, columns: Iterable[str], schema: LiveSchema, spec_rows: dict[str, Any]
 ) -> list[Check]:
-    gxe = _gxe()
     cols = set(columns)
     checks: list[Check] = []
     if op == "create" or "emailAddress" in cols:
-        cond = {} if op == "create" else only_where_written("emailAddress")
-        checks.append(
-            Check(
-                "required",
-                "emailAddress",
-                gxe.ExpectColumnValuesToNotBeNull(column="emailAddress", **cond),
-                "is required",
-            )
-        )
+        checks.append(required_check("emailAddress", only_written=op != "create"))
     if "emailAddress" in cols:
-        checks.append(
-            Check(
-                "email_format",
-                "emailAddress",
-                gxe.ExpectColumnValuesToMatchRegex(column="emailAddress", regex=EMAIL_RE),
-                "must be a valid email address",
-            )
-        )
+        checks.append(email_check("emailAddress"))
     for name in sorted(cols):
         if name in ("id", "__row") or name.startswith("__has_"):
             continue
         lf = schema.lg("lead", name)
         length = (lf.length if lf and lf.length else 0) or LEADGEN_LENGTHS.get(name, 0)
         if length:
-            checks.append(
-                Check(
-                    "max_length",
-                    name,
-                    gxe.ExpectColumnValueLengthsToBeBetween(column=name, max_value=length),
-                    f"must be at most {length} characters",
-                )
-            )
+            checks.append(length_check(name, length))
         if lf and lf.options and lf.data_type == "picklist":
-            checks.append(
-                Check(
-                    "picklist",
-                    name,
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(lf.options)),
-                    f"must be one of {lf.options}",
-                )
-            )
-        checks.append(
-            Check(
-                "parseable",
-                name,
-                gxe.ExpectColumnValuesToNotBeInSet(column=name, value_set=[INVALID]),
-                "must be a parseable value",
-            )
-        )
+            checks.append(picklist_check(name, lf.options))
+        checks.append(parseable_check(name))
         row = spec_rows.get(name)
         if row is not None and row.direction.writes_leadgen:
             checks.extend(rule_checks(row.rules, name))
@@ -349,74 +329,60 @@ def leadgen_checks(
 
 
 def rule_checks(rules: list[Any], column: str) -> list[Check]:
-    gxe = _gxe()
+    """The spec's own rules on ``column``, named ``rule:<name>`` and explained by their message."""
     out = []
     for i, rule in enumerate(rules):
-        label = f"rule:{rule.name or i}"
         if rule.regex is not None:
-            out.append(
-                Check(
-                    label,
-                    column,
-                    gxe.ExpectColumnValuesToMatchRegex(column=column, regex=rule.regex),
-                    rule.message or f"must match {rule.regex}",
-                )
+            base = Check(
+                "rule",
+                column,
+                _gxe().ExpectColumnValuesToMatchRegex(column=column, regex=rule.regex),
+                f"must match {rule.regex}",
             )
         elif rule.max_length is not None:
-            out.append(
-                Check(
-                    label,
-                    column,
-                    gxe.ExpectColumnValueLengthsToBeBetween(
-                        column=column, max_value=rule.max_length
-                    ),
-                    rule.message or f"must be at most {rule.max_length} characters",
-                )
-            )
+            base = length_check(column, rule.max_length)
         elif rule.required:
-            out.append(
-                Check(
-                    label,
-                    column,
-                    gxe.ExpectColumnValuesToNotBeNull(
-                        column=column,
-                        **only_where_written(column),
-                    ),
-                    rule.message or "is required",
-                )
-            )
+            base = required_check(column, only_written=True)
         elif rule.allowed is not None:
-            out.append(
-                Check(
-                    label,
-                    column,
-                    gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(rule.allowed)),
-                    rule.message or f"must be one of {rule.allowed}",
-                )
-            )
+            base = picklist_check(column, rule.allowed)
+        else:
+            continue
+        out.append(
+            replace(base, name=f"rule:{rule.name or i}", describe=rule.message or base.describe)
+        )
     return out
 
 
 def frame(
-    payloads: list[dict[str, Any]], rows: list[int], ensure: Iterable[str] = ()
+    payloads: list[dict[str, Any]],
+    rows: list[int],
+    ensure: Iterable[str] = (),
+    *,
+    empty_is_blank: bool = False,
 ) -> pd.DataFrame:
     """One row per payload; ``ensure`` columns exist even when no payload has them (a required
-    field missing from every row must fail, not be skipped)."""
+    field missing from every row must fail, not be skipped). ``empty_is_blank``: ``""`` counts
+    as missing (how Lead Gen & CRM writes a blank)."""
     df = pd.DataFrame(payloads).astype(object)
     for c in ensure:
         if c not in df.columns:
             df[c] = None
     df = df.where(pd.notna(df), None)
+    if empty_is_blank:
+        df = df.map(lambda v: None if v == "" else v)
     for c in list(df.columns):
         df[f"__has_{c}"] = [c in p for p in payloads]
     df["__row"] = rows
     return df
 
 
-def _explain(who: str, check: Check, value: Any) -> str:
+def explain(who: str, check: Check, value: Any) -> str:
     """``Salesforce Lead (new) (lead 123): field Title must be at most 128 characters
-    [check max_length]; got 'Senior Vice …'``: the record, the field, the rule and the value."""
+    [check max_length]; got 'Senior Vice …'``: the record, the field, the rule and the value
+    (long values cut at 120 characters; the quarantine keeps the whole payload)."""
     shown = json_safe(value)
+    if isinstance(shown, str) and len(shown) > 120:
+        shown = shown[:117] + "..."
     got = "it is blank" if shown is None else f"got {shown!r}"
     return f"{who}: field {check.column} {check.describe} [check {check.name}]; {got}"
 
@@ -458,7 +424,7 @@ def validate_plans(
                     check.name,
                     check.column,
                     value,
-                    _explain(who, check, value),
+                    explain(who, check, value),
                 )
             )
     lg_groups: dict[str, list[int]] = defaultdict(list)
@@ -473,12 +439,9 @@ def validate_plans(
         payloads = [
             {k: v for k, v in plans[i]["lg_payload"].items() if safe_column(k)} for i in idx
         ]
-        df = frame(payloads, idx, ensure=("emailAddress",) if op == "create" else ())
-        for c in df.columns:
-            if not c.startswith("__"):
-                df[c] = [
-                    None if v == "" else v for v in df[c]
-                ]  # "" is how Lead Gen & CRM says blank
+        df = frame(
+            payloads, idx, ensure=("emailAddress",) if op == "create" else (), empty_is_blank=True
+        )
         checks = leadgen_checks(
             op, [c for c in df.columns if not c.startswith("__")], schema, rows_by_lg
         )
@@ -492,7 +455,7 @@ def validate_plans(
                     check.name,
                     check.column,
                     value,
-                    _explain(who, check, value),
+                    explain(who, check, value),
                 )
             )
     return failures
