@@ -992,7 +992,7 @@ def record_stage(ctx: RunContext, store: Any, summaries: Mapping[str, Any]) -> d
     event, so a later run can rebuild the Task); delivered keys leave it. A dry run changes no
     state. The report has the people report's top-level shape plus ``by_type``.
     """
-    from crm_sync.pipeline.record import category_for
+    from crm_sync.pipeline.record import category_for, run_header
 
     spec = run_spec(ctx)
     results = {r["key"]: r for r in read_jsonl(ctx.run_dir / "results" / "sf.jsonl")}
@@ -1152,15 +1152,7 @@ def record_stage(ctx: RunContext, store: Any, summaries: Mapping[str, Any]) -> d
     validation = read_json(ctx.run_dir / "validation.json", {}) or {}
     reject_rate = (rejected / planned) if planned else 0.0
     report = {
-        "dag_id": ctx.dag_id,
-        "run_id": ctx.run_id,
-        "window": {
-            "start": ctx.window_start.isoformat(),
-            "end": ctx.window_end.isoformat(),
-            "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
-        },
-        "dry_run": ctx.dry_run,
-        "full_resync": ctx.full_resync,
+        **run_header(ctx),
         "extracted": extracted,
         "pairs": plans_seen,
         "salesforce": dict(sf_counts),

@@ -48,7 +48,7 @@ from crm_sync.mapping.owners import OwnerMap
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import chunked, dumps, read_json, read_jsonl, write_json, write_jsonl
-from crm_sync.pipeline.record import category_for, sum_api_calls
+from crm_sync.pipeline.record import category_for, run_header, sum_api_calls
 from crm_sync.pipeline.transform import canonicalize_leadgen, is_blank
 
 log = logging.getLogger(__name__)
@@ -1679,15 +1679,7 @@ def record_stage(ctx: RunContext, store: Any, summaries: dict[str, Any]) -> dict
     stages = (read_json(ctx.run_dir / "stages.json", {}) or {}).get("resolution", {})
     prepared = summaries.get("prepare", {})
     report = {
-        "dag_id": ctx.dag_id,
-        "run_id": ctx.run_id,
-        "window": {
-            "start": ctx.window_start.isoformat(),
-            "end": ctx.window_end.isoformat(),
-            "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
-        },
-        "dry_run": ctx.dry_run,
-        "full_resync": ctx.full_resync,
+        **run_header(ctx),
         "extracted": summaries.get("extract", {}).get("extracted", {}),
         "pairs": t.records,
         "salesforce": {},  # one way: nothing is ever written to Salesforce

@@ -256,6 +256,21 @@ class Matcher:
         return rec, events, None
 
     # -- pairs -------------------------------------------------------------------------------
+    def duplicate(self, rec: dict[str, Any], sobject: str, detail: str) -> dict[str, Any]:
+        """A Salesforce record that another record already stands in for: not synced, reported."""
+        self.counts["duplicate_in_salesforce"] += 1
+        return {
+            "pair": f"sf:{rec['Id']}",
+            "lg": None,
+            "sf": rec,
+            "sf_object": sobject,
+            "link": None,
+            "match": "duplicate",
+            "skip_fields": True,
+            "events": [{"event": "duplicate_in_salesforce", "detail": detail}],
+            "lg_extra": [],
+        }
+
     def linked_pair(
         self, lg_rec: dict[str, Any] | None, link: Any, sf_rec: dict[str, Any] | None
     ) -> dict[str, Any] | None:
@@ -584,23 +599,11 @@ class Matcher:
                     if lid in self.covered_lg or (
                         lk is not None and lk.status == "active" and lk.sf_id != sid
                     ):
-                        self.counts["duplicate_in_salesforce"] += 1
-                        yield {
-                            "pair": f"sf:{sid}",
-                            "lg": None,
-                            "sf": rec,
-                            "sf_object": sobject,
-                            "link": None,
-                            "match": "duplicate",
-                            "skip_fields": True,
-                            "events": [
-                                {
-                                    "event": "duplicate_in_salesforce",
-                                    "detail": f"{sobject} {sid} matches lead {lid} by {how}, which is already linked to {lk.sf_id if lk else 'another record'}; not synced",
-                                }
-                            ],
-                            "lg_extra": [],
-                        }
+                        yield self.duplicate(
+                            rec,
+                            sobject,
+                            f"{sobject} {sid} matches lead {lid} by {how}, which is already linked to {lk.sf_id if lk else 'another record'}; not synced",
+                        )
                         continue
                     self.covered_lg.add(lid)
                     extra, events = [], []
@@ -630,23 +633,11 @@ class Matcher:
                 elif (e := _email(rec.get("Email"))) and self.preferred.get(e, sid) != sid:
                     # Another changed Salesforce record with this email stands for the person;
                     # creating a lead for each would make them fight over one Lead Gen & CRM lead.
-                    self.counts["duplicate_in_salesforce"] += 1
-                    yield {
-                        "pair": f"sf:{sid}",
-                        "lg": None,
-                        "sf": rec,
-                        "sf_object": sobject,
-                        "link": None,
-                        "match": "duplicate",
-                        "skip_fields": True,
-                        "events": [
-                            {
-                                "event": "duplicate_in_salesforce",
-                                "detail": f"{sobject} {sid} shares {e} with {self.preferred[e]}, which is synced instead; merge them in Salesforce",
-                            }
-                        ],
-                        "lg_extra": [],
-                    }
+                    yield self.duplicate(
+                        rec,
+                        sobject,
+                        f"{sobject} {sid} shares {e} with {self.preferred[e]}, which is synced instead; merge them in Salesforce",
+                    )
                 else:
                     self.counts["new_from_salesforce"] += 1
                     yield {

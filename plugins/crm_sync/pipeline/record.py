@@ -341,15 +341,7 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
     reject_rate = (rejected / planned) if planned else 0.0
     validation = read_json(ctx.run_dir / "validation.json", {}) or {}
     report = {
-        "dag_id": ctx.dag_id,
-        "run_id": ctx.run_id,
-        "window": {
-            "start": ctx.window_start.isoformat(),
-            "end": ctx.window_end.isoformat(),
-            "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
-        },
-        "dry_run": ctx.dry_run,
-        "full_resync": ctx.full_resync,
+        **run_header(ctx),
         "extracted": {
             **(stage_summaries.get("extract_leadgen", {}).get("extracted", {})),
             **(stage_summaries.get("extract_salesforce", {}).get("extracted", {})),
@@ -382,6 +374,21 @@ def record_people(ctx: RunContext, store: Any, stage_summaries: dict[str, Any]) 
     }
     write_json(ctx.path("report.json"), report)
     return report
+
+
+def run_header(ctx: RunContext) -> dict[str, Any]:
+    """The part of every DAG's run report that says which run and which window it was."""
+    return {
+        "dag_id": ctx.dag_id,
+        "run_id": ctx.run_id,
+        "window": {
+            "start": ctx.window_start.isoformat(),
+            "end": ctx.window_end.isoformat(),
+            "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
+        },
+        "dry_run": ctx.dry_run,
+        "full_resync": ctx.full_resync,
+    }
 
 
 def _first_detail(plan: dict[str, Any], kind: str) -> str | None:
