@@ -69,12 +69,11 @@ def writes(report: dict[str, Any]) -> int:
     total = 0
     for side in ("salesforce", "leadgen"):
         for k, v in (report.get(side) or {}).items():
+            # (de)activations are counted as updates already; "would_*" (dry runs) are not writes
             if isinstance(v, int) and k.split("_")[0] in (
                 "created",
                 "updated",
                 "deleted",
-                "deactivated",
-                "reactivated",
                 "adopted",
             ):
                 total += v
