@@ -144,7 +144,7 @@ def test_idle_rerun_writes_nothing(fresh, dags) -> None:
 H2 = H + timedelta(hours=1)
 
 
-def linked_pair(fresh, email: str, sobject: str = "Lead") -> tuple[str, str]:
+def linked_pair(fresh, dags, email: str) -> tuple[str, str]:
     """Create a lead in Lead Gen & CRM, sync it in hour H, return (lead id, Salesforce id)."""
     freeze(fresh, 40)
     lead_id = lg_lead(
@@ -155,22 +155,14 @@ def linked_pair(fresh, email: str, sobject: str = "Lead") -> tuple[str, str]:
         companyName="Doe Inc",
         title="Engineer",
     )
-    out = run_dag(dags_cache["dags"], DAG, H)
+    out = run_dag(dags, DAG, H)
     assert out.state == "success", out.task_states
     link = state_store().links_by_lg("person", [lead_id])[lead_id]
     return lead_id, link.sf_id
 
 
-dags_cache: dict = {}
-
-
-@pytest.fixture(autouse=True)
-def _remember_dags(dags):
-    dags_cache["dags"] = dags
-
-
 def test_two_way_edits_flow_from_the_side_that_changed(fresh, dags) -> None:
-    lead_id, sf_id = linked_pair(fresh, "twoway@example.com")
+    lead_id, sf_id = linked_pair(fresh, dags, "twoway@example.com")
     freeze(fresh, 40, H2)
     fresh.lg.post(f"leads/{lead_id}", {"fields": {"title": "Principal Engineer"}})
     fresh.sf.post("clock", {"now": at(30, H2)})
@@ -208,7 +200,7 @@ def requests_patch(fresh, sobject: str, sf_id: str, fields: dict) -> None:
 def test_true_conflict_newer_change_wins_ties_to_configured_side(
     fresh, dags, lg_minutes, sf_minutes, winner
 ) -> None:
-    lead_id, sf_id = linked_pair(fresh, f"conflict-{winner}-{lg_minutes}@example.com")
+    lead_id, sf_id = linked_pair(fresh, dags, f"conflict-{winner}-{lg_minutes}@example.com")
     fresh.lg.post(
         f"leads/{lead_id}", {"fields": {"title": "From LeadGen"}, "_at": lg_at(lg_minutes, H2)}
     )
@@ -222,7 +214,7 @@ def test_true_conflict_newer_change_wins_ties_to_configured_side(
 
 
 def test_push_field_overrides_and_pull_field_reverts(fresh, dags) -> None:
-    lead_id, sf_id = linked_pair(fresh, "pushpull@example.com")
+    lead_id, sf_id = linked_pair(fresh, dags, "pushpull@example.com")
     freeze(fresh, 40, H2)
     # lead score is push: a Salesforce edit is overwritten, never pulled back
     fresh.lg.post(f"leads/{lead_id}/score", {"leadScore": 42})
@@ -245,7 +237,7 @@ def test_push_field_overrides_and_pull_field_reverts(fresh, dags) -> None:
 
 
 def test_blank_never_overwrites_and_does_not_ping_pong(fresh, dags) -> None:
-    lead_id, sf_id = linked_pair(fresh, "blank@example.com")
+    lead_id, sf_id = linked_pair(fresh, dags, "blank@example.com")
     requests_patch(fresh, "Lead", sf_id, {"Title": None, "_at": at(30, H2)})
     out = run_dag(dags, DAG, H2)
     assert out.state == "success", out.task_states
