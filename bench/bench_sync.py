@@ -63,7 +63,7 @@ def main() -> None:
             task.retry_delay = timedelta(0)
 
         def run(label: str, logical: datetime, **conf: object) -> None:
-            from crm_sync.flows.common import open_clients
+            from crm_sync.runtime import shared_store
 
             loc.sf_admin("POST", "calls/reset")
             loc.lg_admin("POST", "calls/reset")
@@ -73,9 +73,7 @@ def main() -> None:
                     logical_date=logical, run_conf={"full_resync": False, "dry_run": False, **conf}
                 )
             seconds = time.perf_counter() - t
-            report = (
-                open_clients._store("sync_state").get_run("sync_leads_contacts", dr.run_id).report
-            )
+            report = shared_store("sync_state").get_run("sync_leads_contacts", dr.run_id).report
             sf_calls = loc.sf_admin("GET", "calls")["total"]
             lg_calls = loc.lg_admin("GET", "calls")["total"]
             records = sum(v for k, v in report["extracted"].items() if not k.endswith("_retried"))
@@ -97,9 +95,9 @@ def main() -> None:
         local.freeze(loc, hour - timedelta(minutes=90))
         run("initial_load_full_resync", hour - timedelta(hours=1), full_resync=True)
         # an hour of changes: 2 % of the people edited on each side
-        from crm_sync.flows.common import open_clients
+        from crm_sync.runtime import shared_store
 
-        links = open_clients._store("sync_state").all_links("person")[: max(2, args.people // 50)]
+        links = shared_store("sync_state").all_links("person")[: max(2, args.people // 50)]
         local.freeze(loc, hour - timedelta(minutes=30))
         for i, lk in enumerate(links):
             if i % 2:

@@ -32,13 +32,14 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_conte
 
 from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
+DAG_ID = "sync_engagement_activities"
 ENGAGEMENT_SYNCED = Asset("crm_sync://engagement")
 
 PARAMS = sync_params("event")
 
 
 @dag(
-    dag_id="sync_engagement_activities",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable(HOURLY_CRON, timezone="UTC"),
     start_date=START_DATE,
     catchup=False,
@@ -51,48 +52,48 @@ PARAMS = sync_params("event")
 def sync_engagement_activities():
     @task.sensor(poke_interval=60, timeout=3600, mode="reschedule")
     def wait_for_people() -> bool:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import upstream_synced
 
-        return engagement.people_ready(get_current_context())
+        return upstream_synced(DAG_ID, get_current_context())
 
     @task
     def prepare() -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_prepare
 
-        return engagement.prepare(get_current_context())
+        return run_prepare(DAG_ID, get_current_context())
 
     @task
     def extract(prepared: dict) -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_stage
 
-        return engagement.extract(prepared)
+        return run_stage(DAG_ID, "extract", prepared)
 
     @task
     def plan(prepared: dict, extracted: dict) -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_stage
 
-        return engagement.plan(prepared, extracted)
+        return run_stage(DAG_ID, "plan", prepared)
 
     @task
     def validate(prepared: dict, planned: dict) -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_stage
 
-        return engagement.validate(prepared, planned)
+        return run_stage(DAG_ID, "validate", prepared)
 
     @task
     def load(prepared: dict, validated: dict) -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_stage
 
-        return engagement.load(prepared, validated)
+        return run_stage(DAG_ID, "load", prepared)
 
     @task(outlets=[ENGAGEMENT_SYNCED])
     def record(
         prepared: dict, extracted: dict, planned: dict, validated: dict, loaded: dict
     ) -> dict:
-        from crm_sync.flows import engagement
+        from crm_sync.tasks import run_stage
 
         summaries = {"extract": extracted, "plan": planned, "validate": validated, "load": loaded}
-        return engagement.record(prepared, summaries)
+        return run_stage(DAG_ID, "record", prepared, summaries)
 
     prepared = prepare()
     wait_for_people() >> prepared

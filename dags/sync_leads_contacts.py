@@ -28,13 +28,14 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_conte
 
 from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
+DAG_ID = "sync_leads_contacts"
 PEOPLE_SYNCED = Asset("crm_sync://leads_contacts")
 
 PARAMS = sync_params("lead and contact")
 
 
 @dag(
-    dag_id="sync_leads_contacts",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable(HOURLY_CRON, timezone="UTC"),
     start_date=START_DATE,
     catchup=False,
@@ -47,51 +48,51 @@ PARAMS = sync_params("lead and contact")
 def sync_leads_contacts():
     @task
     def prepare() -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_prepare
 
-        return people.prepare(get_current_context())
+        return run_prepare(DAG_ID, get_current_context())
 
     @task
     def extract_leadgen(prepared: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.extract_leadgen(prepared)
+        return run_stage(DAG_ID, "extract_leadgen", prepared)
 
     @task
     def extract_salesforce(prepared: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.extract_salesforce(prepared)
+        return run_stage(DAG_ID, "extract_salesforce", prepared)
 
     @task
     def match(prepared: dict, lg: dict, sf: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.match(prepared, lg, sf)
+        return run_stage(DAG_ID, "match", prepared)
 
     @task
     def reconcile(prepared: dict, matched: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.reconcile(prepared, matched)
+        return run_stage(DAG_ID, "reconcile", prepared)
 
     @task
     def validate(prepared: dict, planned: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.validate(prepared, planned)
+        return run_stage(DAG_ID, "validate", prepared)
 
     @task
     def load_leadgen(prepared: dict, validated: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.load_leadgen(prepared, validated)
+        return run_stage(DAG_ID, "load_leadgen", prepared)
 
     @task
     def load_salesforce(prepared: dict, loaded_lg: dict) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
-        return people.load_salesforce(prepared, loaded_lg)
+        return run_stage(DAG_ID, "load_salesforce", prepared)
 
     @task(outlets=[PEOPLE_SYNCED])
     def record(
@@ -104,7 +105,7 @@ def sync_leads_contacts():
         loaded_lg: dict,
         loaded_sf: dict,
     ) -> dict:
-        from crm_sync.flows import people
+        from crm_sync.tasks import run_stage
 
         summaries = {
             "extract_leadgen": lg,
@@ -115,7 +116,7 @@ def sync_leads_contacts():
             "load_leadgen": loaded_lg,
             "load_salesforce": loaded_sf,
         }
-        return people.record(prepared, summaries)
+        return run_stage(DAG_ID, "record", prepared, summaries)
 
     prepared = prepare()
     lg = extract_leadgen(prepared)

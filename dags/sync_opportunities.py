@@ -35,13 +35,14 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_conte
 
 from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
+DAG_ID = "sync_opportunities"
 OPPORTUNITIES_SYNCED = Asset("crm_sync://opportunities")
 
 PARAMS = sync_params("opportunity")
 
 
 @dag(
-    dag_id="sync_opportunities",
+    dag_id=DAG_ID,
     schedule=CronDataIntervalTimetable(HOURLY_CRON, timezone="UTC"),
     start_date=START_DATE,
     catchup=False,
@@ -54,45 +55,45 @@ PARAMS = sync_params("opportunity")
 def sync_opportunities():
     @task.sensor(poke_interval=60, timeout=3600, mode="reschedule")
     def wait_for_people_sync() -> bool:
-        from crm_sync.flows.common import people_window_synced
+        from crm_sync.tasks import upstream_synced
 
-        return people_window_synced(get_current_context())
+        return upstream_synced(DAG_ID, get_current_context())
 
     @task
     def prepare() -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_prepare
 
-        return opportunities.prepare(get_current_context())
+        return run_prepare(DAG_ID, get_current_context())
 
     @task
     def extract(prepared: dict) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
-        return opportunities.extract(prepared)
+        return run_stage(DAG_ID, "extract", prepared)
 
     @task
     def match(prepared: dict, extracted: dict) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
-        return opportunities.match(prepared, extracted)
+        return run_stage(DAG_ID, "match", prepared)
 
     @task
     def reconcile(prepared: dict, matched: dict) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
-        return opportunities.reconcile(prepared, matched)
+        return run_stage(DAG_ID, "reconcile", prepared)
 
     @task
     def validate(prepared: dict, planned: dict) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
-        return opportunities.validate(prepared, planned)
+        return run_stage(DAG_ID, "validate", prepared)
 
     @task
     def load_leadgen(prepared: dict, validated: dict) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
-        return opportunities.load_leadgen(prepared, validated)
+        return run_stage(DAG_ID, "load_leadgen", prepared)
 
     @task(outlets=[OPPORTUNITIES_SYNCED])
     def record(
@@ -103,7 +104,7 @@ def sync_opportunities():
         validated: dict,
         loaded: dict,
     ) -> dict:
-        from crm_sync.flows import opportunities
+        from crm_sync.tasks import run_stage
 
         summaries = {
             "extract": extracted,
@@ -112,7 +113,7 @@ def sync_opportunities():
             "validate": validated,
             "load_leadgen": loaded,
         }
-        return opportunities.record(prepared, summaries)
+        return run_stage(DAG_ID, "record", prepared, summaries)
 
     prepared = prepare()
     wait_for_people_sync() >> prepared

@@ -75,7 +75,7 @@ class Runner:
         return [d for d in DAG_ORDER if d in self.dags]
 
     def run(self, dag_id: str, hour: datetime, **conf: Any) -> dict[str, Any]:
-        from crm_sync.flows.common import open_clients
+        from crm_sync.runtime import shared_store
 
         self.n += 1
         dag = self.dags[dag_id]
@@ -87,7 +87,7 @@ class Runner:
         with quiet(LOG_DIR / f"{self.n:02d}-{dag_id}.log"):
             dr = dag.test(logical_date=hour, run_conf={**self.defaults[dag_id], **conf})
         state = str(getattr(dr.state, "value", dr.state))
-        run = open_clients._store("sync_state").get_run(dag_id, dr.run_id)
+        run = shared_store("sync_state").get_run(dag_id, dr.run_id)
         report = dict(run.report) if run and run.report else {"dag_id": dag_id, "status": state}
         report["_seconds"] = time.monotonic() - started
         report["_state"] = state
@@ -117,10 +117,9 @@ def show(report: dict[str, Any]) -> None:
 
 def activity(loc: local.Local, at: datetime) -> list[str]:
     """An hour of work by salespeople and marketers on records the initial load linked."""
-    from crm_sync.flows.common import open_clients
-    from crm_sync.runtime import salesforce_client
+    from crm_sync.runtime import salesforce_client, shared_store
 
-    store = open_clients._store("sync_state")
+    store = shared_store("sync_state")
     links = store.all_links("person")
     leads = [lk for lk in links if lk.sf_object == "Lead"]
     contacts = [lk for lk in links if lk.sf_object == "Contact"]
@@ -225,6 +224,9 @@ def main() -> int:
     try:
         now = datetime.now(UTC)
         hour = local.hour_floor(now)  # the hourly run for [hour - 1h, hour) is the "current" one
+        # Fresh sandboxes need a fresh sync state: links of an earlier demo point at records
+        # the reseed removed.
+        local.reset_sync_state()
         seeded = local.seed(loc, at=hour - timedelta(hours=3), people=args.people)
         say(
             f"   seeded Salesforce {seeded['salesforce']} ({sum(seeded['salesforce_defects'].values())} defective rows), "

@@ -44,6 +44,17 @@ def ensure_airflow_home() -> None:
     )
 
 
+def reset_sync_state() -> None:
+    """Remove the sync state store, run folders and scratch files (the demo starts from zero)."""
+    import shutil
+
+    from crm_sync.runtime import close_stores
+    from crm_sync.settings import sync_home
+
+    close_stores()
+    shutil.rmtree(sync_home(), ignore_errors=True)
+
+
 @dataclass
 class Local:
     sf: SandboxProcess | None

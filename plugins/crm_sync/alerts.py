@@ -116,9 +116,10 @@ class SyncAlertNotifier(BaseNotifier):
 def _stored_report(context: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:
     """The run report from the state store, when the run got that far."""
     try:
-        from crm_sync.flows.common import open_clients
+        from crm_sync.runtime import conn_ids_from, shared_store
 
-        run = open_clients.store(context).get_run(dag_id, run_id)
+        store = shared_store(conn_ids_from(context.get("params") or {})["state"])
+        run = store.get_run(dag_id, run_id)
     except Exception:  # the state store itself may be what failed
         log.debug("no run report for the alert", exc_info=True)
         return None

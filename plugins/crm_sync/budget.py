@@ -17,12 +17,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from requests.adapters import HTTPAdapter
 
 from crm_sync.errors import BudgetExhaustedError
 from crm_sync.settings import sf_api_budget, sf_retry_stop_share
+
+if TYPE_CHECKING:
+    from crm_sync.state.store import SyncStore
+
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ class Budget:
         }
 
 
-def current_budget(store: Any, now: datetime | None = None) -> Budget:
+def current_budget(store: SyncStore, now: datetime | None = None) -> Budget:
     """Calls recorded in the state store for the last 24 h (every DAG of this product)."""
     now = now or datetime.now(UTC)
     return Budget(

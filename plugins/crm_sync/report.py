@@ -32,7 +32,15 @@ def summarize(report: dict[str, Any]) -> list[str]:
         if report.get(key):
             lines.append(f"  {label}: {_counts(report.get(key))}")
     for key, value in report.items():
-        if key in known or key in ("extracted", "api_calls", "events", "validation", "window"):
+        if key in known or key in (
+            "extracted",
+            "api_calls",
+            "events",
+            "validation",
+            "window",
+            "rows",
+            "api_calls_by_kind",
+        ):
             continue
         if (
             isinstance(value, dict)

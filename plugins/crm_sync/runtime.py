@@ -7,6 +7,7 @@ This is the one place where the library reads Airflow connections (through the p
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.errors import ConfigError
@@ -24,6 +25,16 @@ DEFAULT_CONN_IDS = {
     "leadgen": "leadgen_default",
     "state": "sync_state",
 }
+
+
+def conn_ids_from(params: Mapping[str, Any]) -> dict[str, str]:
+    """The connection ids of a run: the DAG params may point any of them elsewhere."""
+    return {
+        kind: str(params.get(f"{kind}_conn_id") or default)
+        for kind, default in DEFAULT_CONN_IDS.items()
+    }
+
+
 # Where "open in Lead Gen & CRM" links point when the leadgen connection does not say.
 DEFAULT_APP_BASE_URL = "https://app.sharpspring.com"
 
@@ -77,11 +88,32 @@ def state_url(conn_id: str = DEFAULT_CONN_IDS["state"]) -> str:
 
 
 def open_store(conn_id: str = DEFAULT_CONN_IDS["state"]) -> SyncStore:
+    """A new store on the database of connection ``conn_id`` (migrated to the newest schema)."""
     from crm_sync.state.store import SyncStore
 
     store = SyncStore(state_url(conn_id))
     log.info("state store: %r", store)
     return store
+
+
+# One store per database and process: opening one runs the migrations check, and a task, a
+# sensor poke and an alert in one process should not repeat it.
+_stores: dict[str, SyncStore] = {}
+
+
+def shared_store(conn_id: str = DEFAULT_CONN_IDS["state"]) -> SyncStore:
+    """The process's store for connection ``conn_id`` (opened on first use)."""
+    url = state_url(conn_id)
+    if url not in _stores:
+        _stores[url] = open_store(conn_id)
+    return _stores[url]
+
+
+def close_stores() -> None:
+    """Dispose of every shared store (tests that reset the database between runs call this)."""
+    for store in _stores.values():
+        store.dispose()
+    _stores.clear()
 
 
 def leadgen_client(conn_id: str = DEFAULT_CONN_IDS["leadgen"]) -> LeadGenClient:

@@ -28,6 +28,11 @@ def runs_dir() -> Path:
     return sync_home() / "runs"
 
 
+def scratch_dir() -> Path:
+    """Task-local working files (on-disk indexes), never shared between tasks or workers."""
+    return Path(os.environ.get("CRM_SYNC_SCRATCH") or sync_home() / "scratch")
+
+
 def default_state_url() -> str:
     """SQLite state store used when no ``sync_state`` Airflow connection exists."""
     path = sync_home() / "state.db"

@@ -108,9 +108,9 @@ def fresh(sandboxes: Sandboxes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     sandboxes.lg.post("reset")
     monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "crm_sync"))
     monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", f"sqlite:///{tmp_path / 'state.db'}")
-    from crm_sync.flows import common
+    from crm_sync.runtime import close_stores
 
-    common._STORES.clear()
+    close_stores()
     return sandboxes
 
 

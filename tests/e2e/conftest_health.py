@@ -2,7 +2,7 @@
 headless Chromium driven over the DevTools protocol.
 
 ``fill_health_store`` writes through the public ``SyncStore`` API what the DAGs write (runs with
-reports shaped like ``record_people``'s, links with their history, quarantine rows of every
+reports shaped like the people record stage's, links with their history, quarantine rows of every
 category, held items); only the run start times are moved back afterwards, so that the data spans
 several days (the store stamps "now" itself). Secret-looking values all contain ``SUPERSECRET``
 so a test can check that none of them leaks into any output.
@@ -71,7 +71,7 @@ def _people_report(
     status: str = "success",
     examples: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A report with the shape ``crm_sync.pipeline.record.record_people`` builds."""
+    """A report with the shape ``crm_sync.pipeline.tally.build_report`` builds for the people DAG."""
     pairs = sum(sf.values()) + sum(lg.values()) + 3
     planned = sum(sf.values()) + sum(lg.values())
     rejected = sf.get("failed", 0) + lg.get("failed", 0)

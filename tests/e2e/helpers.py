@@ -26,7 +26,7 @@ def run_dag(
 
     Returns the DagRun state, each task's state and the run report from the state store.
     """
-    from crm_sync.flows.common import open_clients
+    from crm_sync.runtime import shared_store
 
     dag = dags[dag_id]
     for t in dag.tasks:
@@ -39,7 +39,7 @@ def run_dag(
     states = {
         ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()
     }
-    store = open_clients._store("sync_state")
+    store = shared_store("sync_state")
     run = store.get_run(dag_id, dr.run_id)
     return RunOutcome(
         str(getattr(dr.state, "value", dr.state)), run.report if run else None, dr.run_id, states
@@ -47,6 +47,99 @@ def run_dag(
 
 
 def state_store():
-    from crm_sync.flows.common import open_clients
+    from crm_sync.runtime import shared_store
 
-    return open_clients._store("sync_state")
+    return shared_store("sync_state")
+
+
+# -- the clock and records of both sandboxes -----------------------------------------------------
+
+# Each test works in the hour 09:00-10:00 of this day; the run for it has logical date 10:00.
+H = datetime(2026, 11, 20, 10, tzinfo=UTC)
+
+
+def at(minutes_before: int, hour: datetime = H) -> str:
+    """A Salesforce timestamp ``minutes_before`` the end of ``hour``."""
+    return (hour - timedelta(minutes=minutes_before)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def lg_at(minutes_before: int, hour: datetime = H) -> str:
+    """The same moment as a Lead Gen & CRM timestamp."""
+    return (hour - timedelta(minutes=minutes_before)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def freeze(fresh: Any, minutes_before: int, hour: datetime = H) -> None:
+    """Freeze both sandbox clocks inside the hour ending at ``hour``, so writes land in its
+    window."""
+    fresh.sf.post("clock", {"now": at(minutes_before, hour)})
+    fresh.lg.post("clock", {"now": lg_at(minutes_before, hour)})
+
+
+def lg_lead(fresh: Any, **fields: Any) -> str:
+    """Create a lead as the marketer would (form fill), return its id."""
+    email = fields.pop("emailAddress")
+    out = fresh.lg.post(
+        "forms/submit", {"emailAddress": email, "formName": "Contact Us", "fields": fields}
+    )
+    return str(out["leadID"])
+
+
+def lg_get(fresh: Any, lead_id: str) -> dict:
+    return fresh.lg.get(f"leads/{lead_id}")
+
+
+def sf_create(fresh: Any, sobject: str, **fields: Any) -> str:
+    return fresh.sf.post(f"records/{sobject}", fields)["id"]
+
+
+def sf_get(fresh: Any, sobject: str, sf_id: str) -> dict:
+    return fresh.sf.get(f"records/{sobject}/{sf_id}")
+
+
+def sf_patch(fresh: Any, sobject: str, sf_id: str, fields: dict | None = None, **kw: Any) -> None:
+    """Edit a Salesforce record as a salesperson would (``_at`` in the fields sets the time)."""
+    import requests
+
+    r = requests.patch(
+        f"{fresh.sf.base}/records/{sobject}/{sf_id}",
+        json={**(fields or {}), **kw},
+        verify=fresh.sf.verify,
+        timeout=60,
+    )
+    assert r.status_code < 300, r.text
+
+
+def sf_find(fresh: Any, sobject: str, email: str) -> list[dict]:
+    return list(
+        sf_client().query_by_values(sobject, ["Id", "Email", "LeadGen_Id__c"], "Email", [email])
+    )
+
+
+def sf_client() -> Any:
+    from crm_sync.runtime import salesforce_client
+
+    return salesforce_client()
+
+
+def lg_client() -> Any:
+    from crm_sync.runtime import leadgen_client
+
+    return leadgen_client()
+
+
+def write_calls(fresh: Any) -> dict:
+    """Write calls made to each sandbox since the last reset of its counters."""
+    sf = fresh.sf.get("calls")["by_kind"]
+    lg = fresh.lg.get("calls")["by_method"]
+    sf_writes = {
+        k: v
+        for k, v in sf.items()
+        if k in ("collections", "sobject_write", "bulk2", "composite", "sobject")
+    }
+    lg_writes = {k: v for k, v in lg.items() if k.startswith(("create", "update", "delete"))}
+    return {"salesforce": sf_writes, "leadgen": lg_writes}
+
+
+def reset_calls(fresh: Any) -> None:
+    fresh.sf.post("calls/reset")
+    fresh.lg.post("calls/reset")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.helpers import run_dag, state_store
-from tests.e2e.test_leads_contacts import DAG, H, freeze, reset_calls
+from tests.e2e.helpers import H, freeze, reset_calls, run_dag, state_store
 
 pytestmark = pytest.mark.e2e
+
+DAG = "sync_leads_contacts"
 
 
 def test_budget_stops_writing_cleanly_and_the_next_run_resumes(

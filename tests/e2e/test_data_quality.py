@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 
 from tests.e2e.conftest import REPO_MAPPINGS
-from tests.e2e.helpers import run_dag, state_store
-from tests.e2e.test_leads_contacts import DAG, H, freeze, lg_at, lg_lead, sf_create, sf_find
+from tests.e2e.helpers import H, freeze, lg_at, lg_lead, run_dag, sf_create, sf_find, state_store
 
 pytestmark = pytest.mark.e2e
+
+DAG = "sync_leads_contacts"
 
 H2 = H + timedelta(hours=1)
 TOO_LONG_TITLE = "Senior Vice President of " + "Very Important Things " * 6  # > 128 characters

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import math
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import run_dag, state_store
+from tests.e2e.helpers import H, freeze, lg_at, run_dag, sf_patch, state_store
 
 pytestmark = pytest.mark.e2e
 
 DAG = "sync_engagement_activities"
 PEOPLE = "sync_leads_contacts"
-H = datetime(2026, 11, 20, 10, tzinfo=UTC)  # the run for 09:00-10:00 has logical date 10:00
 H2 = H + timedelta(hours=1)
+H3 = H + timedelta(hours=2)
 TASK_FIELDS = [
     "Id",
     "WhoId",
@@ -36,17 +36,6 @@ TASK_FIELDS = [
     "Description",
     "LeadGen_Event_Id__c",
 ]
-
-
-def lg_at(minutes_before: int, hour: datetime = H) -> str:
-    return (hour - timedelta(minutes=minutes_before)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def freeze(fresh, minutes_before: int, hour: datetime = H) -> None:
-    """Both sandbox clocks inside the hour, so people and their changes land in its window."""
-    moment = hour - timedelta(minutes=minutes_before)
-    fresh.sf.post("clock", {"now": moment.strftime("%Y-%m-%dT%H:%M:%SZ")})
-    fresh.lg.post("clock", {"now": moment.strftime("%Y-%m-%d %H:%M:%S")})
 
 
 def import_leads(fresh, n: int, prefix: str = "p") -> list[str]:
@@ -108,18 +97,6 @@ def click(fresh, lead_id: str, job: str, url: str, at: str) -> str:
 def sf_writes(fresh) -> dict[str, int]:
     kinds = fresh.sf.get("calls")["by_kind"]
     return {k: v for k, v in kinds.items() if k in ("collections", "bulk2", "sobject")}
-
-
-def sf_patch(fresh, sobject: str, sf_id: str, fields: dict) -> None:
-    import requests
-
-    r = requests.patch(
-        f"{fresh.sf.base}/records/{sobject}/{sf_id}",
-        json=fields,
-        verify=fresh.sf.verify,
-        timeout=60,
-    )
-    assert r.status_code < 300, r.text
 
 
 def salesperson(fresh, username: str) -> str:
@@ -402,11 +379,20 @@ def test_a_task_the_gate_rejects_is_quarantined_then_retried_once_the_spec_is_fi
     assert (q.lg_id, q.category, q.check, q.field) == (lead, "length", "max_length", "Subject")
     assert q.payload["event"]["id"] == str(visit["eventID"])
     assert [t["Subject"] for t in tasks()] == ["Marketing email sent: Tips"]
-    # the spec is fixed; the next run retries the quarantined event without it being re-read
-    spec.write_text(good)
+    # next hour, spec not fixed yet: the event is retried and refused again. It was already in
+    # the quarantine, so it is not a new rejection and the run is not turned red by it.
     freeze(fresh, 50, H2)
     sync_people(dags, H2)
-    fixed = sync_engagement(dags, H2)
+    again = sync_engagement(dags, H2)
+    assert again.report["status"] == "success"
+    assert (again.report["rejected_rows"], again.report["still_quarantined_rows"]) == (0, 1)
+    [q] = state_store().quarantined(DAG)
+    assert q.attempts == 2
+    # the spec is fixed; the next run retries the quarantined event without it being re-read
+    spec.write_text(good)
+    freeze(fresh, 50, H3)
+    sync_people(dags, H3)
+    fixed = sync_engagement(dags, H3)
     assert nonzero(fixed.report["by_type"]["page_visit"]) == {"created": 1}
     assert fixed.report["quarantine_resolved"] == 1
     assert state_store().quarantined(DAG) == []

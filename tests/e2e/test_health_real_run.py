@@ -13,10 +13,11 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi.testclient import TestClient
 
 from crm_sync.health.app import create_app, dag_edit_check
-from tests.e2e.helpers import run_dag, state_store
-from tests.e2e.test_leads_contacts import DAG, H, freeze, lg_at, lg_lead, sf_create
+from tests.e2e.helpers import H, freeze, lg_at, lg_lead, run_dag, sf_create, state_store
 
 pytestmark = pytest.mark.e2e
+
+DAG = "sync_leads_contacts"
 
 
 class _User:

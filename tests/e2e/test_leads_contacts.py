@@ -2,81 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from tests.e2e.conftest import APP_BASE_URL
-from tests.e2e.helpers import run_dag, state_store
+from tests.e2e.helpers import (
+    H,
+    at,
+    freeze,
+    lg_at,
+    lg_get,
+    lg_lead,
+    reset_calls,
+    run_dag,
+    sf_create,
+    sf_find,
+    sf_get,
+    sf_patch,
+    state_store,
+    write_calls,
+)
 
 pytestmark = pytest.mark.e2e
 
 DAG = "sync_leads_contacts"
-# Each test works in the hour 09:00-10:00 of this day; the run for it has logical date 10:00.
-H = datetime(2026, 11, 20, 10, tzinfo=UTC)
-
-
-def at(minutes_before_h: int, hour: datetime = H) -> str:
-    return (hour - timedelta(minutes=minutes_before_h)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def lg_at(minutes_before_h: int, hour: datetime = H) -> str:
-    return (hour - timedelta(minutes=minutes_before_h)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def freeze(fresh, minutes_before_h: int, hour: datetime = H) -> None:
-    """Freeze both sandbox clocks inside the test hour, so writes land in its window."""
-    fresh.sf.post("clock", {"now": at(minutes_before_h, hour)})
-    fresh.lg.post("clock", {"now": lg_at(minutes_before_h, hour)})
-
-
-def lg_lead(fresh, **fields) -> str:
-    """Create a lead as the marketer would (form fill), return its id."""
-    email = fields.pop("emailAddress")
-    out = fresh.lg.post(
-        "forms/submit", {"emailAddress": email, "formName": "Contact Us", "fields": fields}
-    )
-    return str(out["leadID"])
-
-
-def lg_get(fresh, lead_id: str) -> dict:
-    return fresh.lg.get(f"leads/{lead_id}")
-
-
-def sf_create(fresh, sobject: str, **fields) -> str:
-    return fresh.sf.post(f"records/{sobject}", fields)["id"]
-
-
-def sf_get(fresh, sobject: str, sf_id: str) -> dict:
-    return fresh.sf.get(f"records/{sobject}/{sf_id}")
-
-
-def sf_find(fresh, sobject: str, email: str) -> list[dict]:
-    from crm_sync.runtime import salesforce_client
-
-    return list(
-        salesforce_client().query_by_values(
-            sobject, ["Id", "Email", "LeadGen_Id__c"], "Email", [email]
-        )
-    )
-
-
-def write_calls(fresh) -> dict:
-    """Write calls made to each sandbox since the last reset of its counters."""
-    sf = fresh.sf.get("calls")["by_kind"]
-    lg = fresh.lg.get("calls")["by_method"]
-    sf_writes = {
-        k: v
-        for k, v in sf.items()
-        if k in ("collections", "sobject_write", "bulk2", "composite", "sobject")
-    }
-    lg_writes = {k: v for k, v in lg.items() if k.startswith(("create", "update", "delete"))}
-    return {"salesforce": sf_writes, "leadgen": lg_writes}
-
-
-def reset_calls(fresh) -> None:
-    fresh.sf.post("calls/reset")
-    fresh.lg.post("calls/reset")
 
 
 def test_new_records_flow_both_ways_with_record_link(fresh, dags) -> None:
@@ -166,9 +116,7 @@ def test_two_way_edits_flow_from_the_side_that_changed(fresh, dags) -> None:
     freeze(fresh, 40, H2)
     fresh.lg.post(f"leads/{lead_id}", {"fields": {"title": "Principal Engineer"}})
     fresh.sf.post("clock", {"now": at(30, H2)})
-    requests_patch(
-        fresh, "Lead", sf_id, {"Phone": "+1 555 0100", "Product_Interest__c": "Analytics"}
-    )
+    sf_patch(fresh, "Lead", sf_id, {"Phone": "+1 555 0100", "Product_Interest__c": "Analytics"})
     out = run_dag(dags, DAG, H2)
     assert out.state == "success", out.task_states
     assert sf_get(fresh, "Lead", sf_id)["Title"] == "Principal Engineer"
@@ -178,18 +126,6 @@ def test_two_way_edits_flow_from_the_side_that_changed(fresh, dags) -> None:
         lead["product_interest_5f1a2b3c4d5e6"] == "Analytics"
     )  # custom field, Salesforce -> Lead Gen & CRM
     assert out.report["events"].get("conflict", 0) == 0
-
-
-def requests_patch(fresh, sobject: str, sf_id: str, fields: dict) -> None:
-    import requests
-
-    r = requests.patch(
-        f"{fresh.sf.base}/records/{sobject}/{sf_id}",
-        json=fields,
-        verify=fresh.sf.verify,
-        timeout=60,
-    )
-    assert r.status_code < 300, r.text
 
 
 @pytest.mark.parametrize(
@@ -204,7 +140,7 @@ def test_true_conflict_newer_change_wins_ties_to_configured_side(
     fresh.lg.post(
         f"leads/{lead_id}", {"fields": {"title": "From LeadGen"}, "_at": lg_at(lg_minutes, H2)}
     )
-    requests_patch(fresh, "Lead", sf_id, {"Title": "From Salesforce", "_at": at(sf_minutes, H2)})
+    sf_patch(fresh, "Lead", sf_id, {"Title": "From Salesforce", "_at": at(sf_minutes, H2)})
     out = run_dag(dags, DAG, H2)
     assert out.state == "success", out.task_states
     expected = "From LeadGen" if winner == "leadgen" else "From Salesforce"
@@ -218,7 +154,7 @@ def test_push_field_overrides_and_pull_field_reverts(fresh, dags) -> None:
     freeze(fresh, 40, H2)
     # lead score is push: a Salesforce edit is overwritten, never pulled back
     fresh.lg.post(f"leads/{lead_id}/score", {"leadScore": 42})
-    requests_patch(fresh, "Lead", sf_id, {"LeadGen_Score__c": 99, "Customer_Tier__c": "Gold"})
+    sf_patch(fresh, "Lead", sf_id, {"LeadGen_Score__c": 99, "Customer_Tier__c": "Gold"})
     out = run_dag(dags, DAG, H2)
     assert out.state == "success", out.task_states
     assert sf_get(fresh, "Lead", sf_id)["LeadGen_Score__c"] == 42
@@ -238,7 +174,7 @@ def test_push_field_overrides_and_pull_field_reverts(fresh, dags) -> None:
 
 def test_blank_never_overwrites_and_does_not_ping_pong(fresh, dags) -> None:
     lead_id, sf_id = linked_pair(fresh, dags, "blank@example.com")
-    requests_patch(fresh, "Lead", sf_id, {"Title": None, "_at": at(30, H2)})
+    sf_patch(fresh, "Lead", sf_id, {"Title": None, "_at": at(30, H2)})
     out = run_dag(dags, DAG, H2)
     assert out.state == "success", out.task_states
     assert lg_get(fresh, lead_id)["title"] == "Engineer"  # the blank did not win

@@ -8,24 +8,26 @@ from datetime import timedelta
 import pytest
 
 from tests.e2e.conftest import APP_BASE_URL
-from tests.e2e.helpers import run_dag, state_store
-from tests.e2e.test_leads_contacts import (
-    DAG,
+from tests.e2e.helpers import (
     H,
     at,
     freeze,
     lg_at,
     lg_get,
     lg_lead,
-    requests_patch,
     reset_calls,
+    run_dag,
     sf_create,
     sf_find,
     sf_get,
+    sf_patch,
+    state_store,
     write_calls,
 )
 
 pytestmark = pytest.mark.e2e
+
+DAG = "sync_leads_contacts"
 
 H2, H3 = H + timedelta(hours=1), H + timedelta(hours=2)
 
@@ -110,7 +112,7 @@ def test_conversion_moves_the_link_and_later_edits_flow_both_ways(fresh, dags) -
     assert contact["LeadGen_URL__c"] == f"{APP_BASE_URL}/Contacts/View/{lead_id}"
     # edits on both sides after the conversion: no write ever targets the converted Lead
     fresh.lg.post(f"leads/{lead_id}", {"fields": {"title": "Director"}, "_at": lg_at(30, H3)})
-    requests_patch(fresh, "Contact", contact_id, {"Phone": "+1 555 0142", "_at": at(25, H3)})
+    sf_patch(fresh, "Contact", contact_id, {"Phone": "+1 555 0142", "_at": at(25, H3)})
     out = run_dag(dags, DAG, H3)
     assert out.state == "success", out.task_states
     assert sf_get(fresh, "Contact", contact_id)["Title"] == "Director"
@@ -160,7 +162,7 @@ def test_mapped_owner_syncs_both_ways_unmapped_is_reported_not_written(fresh, da
     assert run_dag(dags, DAG, H2).state == "success"
     assert sf_get(fresh, "Lead", sf_id)["OwnerId"] == priya
     # Salesforce reassigns back to Sally -> Lead Gen & CRM owner becomes Morgan
-    requests_patch(fresh, "Lead", sf_id, {"OwnerId": sally, "_at": at(30, H3)})
+    sf_patch(fresh, "Lead", sf_id, {"OwnerId": sally, "_at": at(30, H3)})
     assert run_dag(dags, DAG, H3).state == "success"
     assert lg_get(fresh, lead_id)["ownerID"] == morgan
     # an unmapped owner (Hannah has no Salesforce account) is never written, and is reported
@@ -183,7 +185,7 @@ def test_record_link_is_written_on_existing_records_paired_by_email(fresh, dags)
     assert rec["LeadGen_Id__c"] == lead_id
     assert rec["LeadGen_URL__c"] == f"{APP_BASE_URL}/Contacts/View/{lead_id}"
     # a salesperson clears the link by mistake: the next run repairs it
-    requests_patch(fresh, "Contact", existing, {"LeadGen_URL__c": None, "_at": at(30, H2)})
+    sf_patch(fresh, "Contact", existing, {"LeadGen_URL__c": None, "_at": at(30, H2)})
     assert run_dag(dags, DAG, H2).state == "success"
     assert (
         sf_get(fresh, "Contact", existing)["LeadGen_URL__c"]

@@ -9,56 +9,30 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from tests.e2e.conftest import REPO_MAPPINGS
-from tests.e2e.helpers import run_dag, state_store
+from tests.e2e.helpers import (
+    H,
+    freeze,
+    lg_client,
+    reset_calls,
+    run_dag,
+    sf_create,
+    sf_patch,
+    state_store,
+    write_calls,
+)
 
 pytestmark = pytest.mark.e2e
 
 DAG = "sync_opportunities"
 PEOPLE = "sync_leads_contacts"
-H = datetime(2026, 11, 20, 10, tzinfo=UTC)
 H2 = H + timedelta(hours=1)
-
-
-def sf_ts(minutes_before: int, hour: datetime = H) -> str:
-    return (hour - timedelta(minutes=minutes_before)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def lg_ts(minutes_before: int, hour: datetime = H) -> str:
-    return (hour - timedelta(minutes=minutes_before)).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def freeze(fresh, minutes_before: int, hour: datetime = H) -> None:
-    """Freeze both sandbox clocks inside the hour ending at ``hour``."""
-    fresh.sf.post("clock", {"now": sf_ts(minutes_before, hour)})
-    fresh.lg.post("clock", {"now": lg_ts(minutes_before, hour)})
-
-
-def sf_create(fresh, sobject: str, **fields: Any) -> str:
-    return fresh.sf.post(f"records/{sobject}", fields)["id"]
-
-
-def sf_patch(fresh, sobject: str, sf_id: str, **fields: Any) -> None:
-    r = requests.patch(
-        f"{fresh.sf.base}/records/{sobject}/{sf_id}",
-        json=fields,
-        verify=fresh.sf.verify,
-        timeout=60,
-    )
-    assert r.status_code < 300, r.text
-
-
-def lg_client():
-    from crm_sync.runtime import leadgen_client
-
-    return leadgen_client()
 
 
 def lg_opportunity(lg_id: str) -> dict[str, Any] | None:
@@ -69,20 +43,6 @@ def lg_opportunity(lg_id: str) -> dict[str, Any] | None:
 def lg_memberships(lg_opp_id: str) -> set[str]:
     """Lead ids on a Lead Gen & CRM opportunity."""
     return {r["leadID"] for r in lg_client().get_opportunity_leads({"opportunityID": lg_opp_id})}
-
-
-def write_calls(fresh) -> dict[str, dict[str, int]]:
-    sf = fresh.sf.get("calls")["by_kind"]
-    lg = fresh.lg.get("calls")["by_method"]
-    return {
-        "salesforce": {k: v for k, v in sf.items() if k in ("collections", "bulk2", "sobject")},
-        "leadgen": {k: v for k, v in lg.items() if k.startswith(("create", "update", "delete"))},
-    }
-
-
-def reset_calls(fresh) -> None:
-    fresh.sf.post("calls/reset")
-    fresh.lg.post("calls/reset")
 
 
 def people_synced_until(hour: datetime) -> None:

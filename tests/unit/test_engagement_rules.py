@@ -4,19 +4,39 @@ quality gate and the load stage's exactly-once decisions (with an in-process fak
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from crm_sync.clients.results import RecordError, WriteResult
-from crm_sync.domains import engagement as eng
+from crm_sync.domains.engagement import events, load, rules, validate
+from crm_sync.domains.engagement import spec as spec_module
 from crm_sync.mapping.models import EngagementSpec
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.files import read_jsonl, write_json, write_jsonl
 
 pytestmark = pytest.mark.unit
+
+# The domain's functions under test, by the module that owns each rule.
+eng = SimpleNamespace(
+    EVENT_TYPES=rules.EVENT_TYPES,
+    normalize_event=events.normalize_event,
+    task_key=events.task_key,
+    first_per_task=events.first_per_task,
+    first_click_orders=events.first_click_orders,
+    render_template=events.render_template,
+    template_names=events.template_names,
+    build_task=events.build_task,
+    build_description=events.build_description,
+    pick_owner=events.pick_owner,
+    load_spec=spec_module.load_spec,
+    run_spec=spec_module.run_spec,
+    check_spec=spec_module.check_spec,
+    check_spec_against_schema=spec_module.check_spec_against_schema,
+    validate_tasks=validate.validate_tasks,
+    load_stage=load.load_tasks,
+)
 
 
 def spec(**events: Any) -> EngagementSpec:
@@ -242,12 +262,12 @@ def test_gate_rejects_missing_who_long_subject_and_restricted_picklist_values() 
     s = spec()
     good = eng.build_task(event("1", "email_send", subject="A"), s, who_id="00Qa", owner_id=None)
     plans = [
-        {"key": "k0", "type": "email_send", "outcome": "deliver", "payload": good},
-        {"key": "k1", "type": "email_send", "outcome": "deliver", "payload": {**good, "WhoId": None}},
-        {"key": "k2", "type": "email_send", "outcome": "deliver", "payload": {**good, "Subject": "x" * 256}},
-        {"key": "k3", "type": "email_send", "outcome": "deliver", "payload": {**good, "TaskSubtype": "Fax"}},
+        {"key": "k0", "type": "email_send", "outcome": "deliver", "sf_op": "upsert", "sf_payload": good},
+        {"key": "k1", "type": "email_send", "outcome": "deliver", "sf_op": "upsert", "sf_payload": {**good, "WhoId": None}},
+        {"key": "k2", "type": "email_send", "outcome": "deliver", "sf_op": "upsert", "sf_payload": {**good, "Subject": "x" * 256}},
+        {"key": "k3", "type": "email_send", "outcome": "deliver", "sf_op": "upsert", "sf_payload": {**good, "TaskSubtype": "Fax"}},
         {"key": "k4", "type": "email_send", "outcome": "hold"},
-        {"key": "k5", "type": "email_send", "outcome": "deliver", "payload": {**good, "Subject": ""}},
+        {"key": "k5", "type": "email_send", "outcome": "deliver", "sf_op": "upsert", "sf_payload": {**good, "Subject": ""}},
     ]  # fmt: skip
     failures = eng.validate_tasks(plans, s, task_schema(), Validator())
     got = {i: [(f.check, f.field) for f in fs] for i, fs in failures.items()}
@@ -297,16 +317,9 @@ class FakeSalesforce:
 
 
 @pytest.fixture
-def ctx(tmp_path, monkeypatch) -> RunContext:
-    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path))
-    c = RunContext(
-        dag_id="sync_engagement_activities",
-        run_id="manual__1",
-        domain="engagement",
-        window_start=datetime(2026, 11, 20, 9, tzinfo=UTC),
-        window_end=datetime(2026, 11, 20, 10, tzinfo=UTC),
-    )
-    write_json(c.path("engagement_spec.json"), spec().model_dump(mode="json"))
+def ctx(make_ctx) -> RunContext:
+    c = make_ctx("sync_engagement_activities", domain="engagement")
+    c.folder.write_json("engagement_spec.json", spec().model_dump(mode="json"))
     return c
 
 
@@ -316,12 +329,13 @@ def plans_for(ctx: RunContext, keys_subjects: list[tuple[str, str]]) -> None:
             "key": k,
             "type": "email_send",
             "outcome": "deliver",
-            "rejected": [],
-            "payload": {"LeadGen_Event_Id__c": k, "Subject": subj, "WhoId": "00Qa"},
+            "sf_op": "upsert",
+            "sf_rejected": [],
+            "sf_payload": {"LeadGen_Event_Id__c": k, "Subject": subj, "WhoId": "00Qa"},
         }
         for k, subj in keys_subjects
     ]
-    write_jsonl(ctx.path("plans", "validated.jsonl"), rows)
+    ctx.folder.write_jsonl("plans/validated.jsonl", rows)
 
 
 def test_load_writes_only_missing_keys_and_counts_the_rest(ctx) -> None:
@@ -350,7 +364,7 @@ def test_a_task_created_by_someone_else_between_read_and_write_is_already_presen
     sf.race = {"LG-CLICK-7-5"}
     out = eng.load_stage(ctx, sf)
     assert out["counts"]["already_present"] == 1 and "failed" not in out["counts"]
-    [row] = list(read_jsonl(ctx.run_dir / "results" / "sf.jsonl"))
+    [row] = list(ctx.folder.read_jsonl("results/sf.jsonl"))
     assert row["op"] == "present"
 
 
@@ -365,4 +379,4 @@ def test_dry_run_reads_but_writes_nothing(ctx) -> None:
 
 def test_spec_snapshot_round_trips(ctx) -> None:
     assert eng.run_spec(ctx) == spec()
-    assert json.loads((ctx.run_dir / "engagement_spec.json").read_text())["version"] == 1
+    assert json.loads(ctx.folder.local_path("engagement_spec.json").read_text())["version"] == 1

@@ -389,12 +389,12 @@ def test_quarantine_csv_export(client: TestClient, data: HealthData) -> None:
 
 
 def test_csv_cells_cannot_become_formulas() -> None:
-    from crm_sync.health.app import _csv_cell
+    from crm_sync.health.deps import csv_cell
 
-    assert _csv_cell("=1+1") == "'=1+1"
-    assert _csv_cell("@SUM(A1)") == "'@SUM(A1)"
-    assert _csv_cell("plain") == "plain" and _csv_cell(None) == ""
-    assert _csv_cell({"a": 1}) == '{"a": 1}'
+    assert csv_cell("=1+1") == "'=1+1"
+    assert csv_cell("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_cell("plain") == "plain" and csv_cell(None) == ""
+    assert csv_cell({"a": 1}) == '{"a": 1}'
 
 
 # -- retry -----------------------------------------------------------------------------------------
@@ -496,7 +496,7 @@ def test_quarantine_page_renders_groups_rows_filters_and_controls(
 
 
 # -- record lookup --------------------------------------------------------------------------------
-def _lookup(client: TestClient, q: str) -> dict[str, Any]:
+def lookup(client: TestClient, q: str) -> dict[str, Any]:
     resp = client.get("/api/lookup", params={"q": q})
     assert resp.status_code == 200, f"{q}: {resp.status_code} {resp.text}"
     return resp.json()
@@ -505,7 +505,7 @@ def _lookup(client: TestClient, q: str) -> dict[str, Any]:
 def test_lookup_by_email_finds_the_pair_history_values_and_quarantine(
     client: TestClient, data: HealthData
 ) -> None:
-    res = _lookup(client, "  ANN.Archer@Example.com ")
+    res = lookup(client, "  ANN.Archer@Example.com ")
     assert res["kind"] == "email"
     [rec] = res["records"]
     assert (rec["lg_id"], rec["sf_object"], rec["sf_id"], rec["status"]) == (
@@ -548,7 +548,7 @@ def test_lookup_shows_rows_keyed_by_an_old_salesforce_id(
         )
     finally:
         store.dispose()
-    res = _lookup(client, "1001")
+    res = lookup(client, "1001")
     assert old.id in [q["id"] for q in res["records"][0]["quarantine"]]
     assert res["unlinked_quarantine"] == []
 
@@ -556,7 +556,7 @@ def test_lookup_shows_rows_keyed_by_an_old_salesforce_id(
 def test_lookup_by_email_in_a_quarantined_payload_only(
     client: TestClient, data: HealthData
 ) -> None:
-    res = _lookup(client, "eve.evans@example.com")
+    res = lookup(client, "eve.evans@example.com")
     assert res["records"] == []
     assert [q["id"] for q in res["unlinked_quarantine"]] == [data.quarantine["required"]]
 
@@ -578,7 +578,7 @@ def test_lookup_by_email_in_a_quarantined_payload_only(
 def test_lookup_by_id_of_either_system(
     client: TestClient, q: str, lg_id: str, status: str, events: list[str]
 ) -> None:
-    res = _lookup(client, q)
+    res = lookup(client, q)
     assert res["kind"] == "id"
     [rec] = res["records"]
     assert (rec["lg_id"], rec["status"]) == (lg_id, status)
@@ -586,17 +586,17 @@ def test_lookup_by_id_of_either_system(
 
 
 def test_lookup_relinked_record_keeps_only_new_values(client: TestClient) -> None:
-    rec = _lookup(client, "dee.dunn@example.com")["records"][0]
+    rec = lookup(client, "dee.dunn@example.com")["records"][0]
     assert rec["sf_id"] == "00Q000000000009AAA"
     assert rec["synced_values"] == {"emailAddress": "dee.dunn@example.com"}
     assert rec["history"][-1]["detail"] == "lead reactivated"
 
 
 def test_lookup_by_quarantine_record_key(client: TestClient, data: HealthData) -> None:
-    res = _lookup(client, "sf:00Q000000000007AAA")
+    res = lookup(client, "sf:00Q000000000007AAA")
     assert [q["id"] for q in res["unlinked_quarantine"]] == [data.quarantine["format_parked"]]
     # A prefix limits the search to one system: 1001 is a Lead Gen & CRM id, not a Salesforce one.
-    assert _lookup(client, "lg:1001")["records"][0]["lg_id"] == "1001"
+    assert lookup(client, "lg:1001")["records"][0]["lg_id"] == "1001"
     sided = client.get("/api/lookup", params={"q": "sf:1001"})
     assert sided.status_code == 404
 
@@ -664,7 +664,7 @@ def test_no_output_shows_a_secret(client: TestClient, data: HealthData) -> None:
     )
     held = client.get("/api/held").json()["items"]
     assert held[0]["payload"] == {"role": "Decision Maker", "sessionId": "***"}
-    ann = _lookup(client, "ann.archer@example.com")["records"][0]
+    ann = lookup(client, "ann.archer@example.com")["records"][0]
     assert (
         ann["synced_values"]["website"]
         == "https://archer.example.com/welcome?ref=crm&secretKey=***"

@@ -6,51 +6,45 @@ Schemas come from the sandboxes' own object definitions (in process, no server),
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from crm_sync.domains import opportunities as opp
+from crm_sync.domains.opportunities import match, memberships, plan, record, rules, stages, validate
 from crm_sync.errors import ConfigError
 from crm_sync.mapping.loader import SpecError, load_object_spec, load_stage_spec, spec_path
 from crm_sync.mapping.models import Direction, StageSpec
 from crm_sync.mapping.owners import OwnerMap
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.tally import RunTally
+from tests.unit.conftest import WINDOW
 
 pytestmark = pytest.mark.unit
+
+# The domain's functions under test, by the module that owns each rule.
+opp = SimpleNamespace(
+    SPEC_NAMES=rules.SPEC_NAMES,
+    resolve_stages=stages.resolve_stages,
+    stage_ids_with=stages.stage_ids_with,
+    check_stage_resolution=stages.check_stage_resolution,
+    plan_memberships=memberships.plan_memberships,
+    primary_lead=memberships.primary_lead,
+    leadgen_by_ids=match.leadgen_by_ids,
+    plan_records=plan.plan_records,
+    validate_plans=validate.validate_plans,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "specs"
 SALLY, SAM = "0055e000000000AAAA", "0055e000000000BAAA"
 MORGAN = "313361052"
 
 
-@pytest.fixture(scope="module")
-def schema() -> LiveSchema:
-    from sandbox.leadgen.catalog import FIELDS_BY_RELATIONSHIP
-    from sandbox.salesforce.schema import default_objects
-
-    s = LiveSchema()
-    objects = default_objects()
-    for name in ("Opportunity", "Account", "OpportunityContactRole"):
-        s.add_salesforce_describe(name, objects[name].describe("59.0"))
-    s.add_leadgen_fields(
-        [
-            {
-                "relationship": rel,
-                "systemName": f.name,
-                "dataType": f.data_type,
-                "dataLength": f.length,
-                "isCustom": "0",
-                "isEditableInContactManager": str(int(f.writable)),
-            }
-            for rel, defs in FIELDS_BY_RELATIONSHIP.items()
-            for f in defs
-        ]
-    )
-    return s
+@pytest.fixture
+def schema(sandbox_schema: LiveSchema) -> LiveSchema:
+    return sandbox_schema
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +52,7 @@ def specs() -> dict[str, Any]:
     return {s: load_object_spec(spec_path(n)) for s, n in opp.SPEC_NAMES.items()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def rctx(schema, specs):
     from crm_sync.pipeline.reconcile import ReconcileContext
 
@@ -67,12 +61,13 @@ def rctx(schema, specs):
 
 
 def ctx(**kw: Any) -> RunContext:
+    """A run of the opportunities DAG (these tests never touch its run folder)."""
     return RunContext(
         dag_id="sync_opportunities",
         run_id="r1",
         domain="opportunity",
-        window_start=datetime(2026, 11, 20, 9, tzinfo=UTC),
-        window_end=datetime(2026, 11, 20, 10, tzinfo=UTC),
+        window_start=WINDOW[0],
+        window_end=WINDOW[1],
         **kw,
     )
 
@@ -623,10 +618,11 @@ def test_tally_counts_each_object_and_quarantines_rejections() -> None:
                            error_fields=["leadID"]),
         "mem:1:m5": result("mem:1:m5", already_gone=True),
     }  # fmt: skip
-    t = opp.tally(ctx(), plans, results)
-    assert dict(t.sections["opportunities"]) == {"created": 1, "quarantined": 1}
-    assert dict(t.sections["accounts"]) == {"unchanged": 1, "quarantined": 0}
-    assert dict(t.sections["memberships"]) == {
+    t = RunTally()
+    sec = record.tally(ctx(), t, plans, results)
+    assert dict(sec.by_object["opportunities"]) == {"created": 1, "quarantined": 1}
+    assert dict(sec.by_object["accounts"]) == {"unchanged": 1, "quarantined": 0}
+    assert dict(sec.by_object["memberships"]) == {
         "unchanged": 1,
         "created": 1,
         "failed": 1,
@@ -636,16 +632,29 @@ def test_tally_counts_each_object_and_quarantines_rejections() -> None:
         "pending": 1,
         "quarantined": 0,
     }
-    assert t.delivered == {"00K7", "00K1", "00K2"}
-    assert t.resolved == {"sf:0061", "sf:0013", "sf:00K1", "sf:00K5"}
-    assert [(q["record_key"], q["domain"], q["category"]) for q in t.quarantine] == [
+    assert sec.delivered == {"00K7", "00K1", "00K2"}
+    assert t.passed == {"sf_to_lg": {"sf:0061", "sf:0013", "sf:00K1", "sf:00K5"}}
+    assert [(q.record_key, q.domain, q.category) for q in t.quarantine] == [
         ("sf:0062", "opportunity", "picklist"),
         ("sf:00K3", "membership", "missing link"),
     ]
-    assert "lead does not exist" in t.quarantine[1]["message"]
-    assert (t.planned, t.rejected_keys) == (6, ["sf:0062", "sf:00K3"])
+    assert "lead does not exist" in t.quarantine[1].message
+    assert (t.planned, t.rejected_new) == (6, 2)
     assert dict(t.links) == {"opportunity_created": 1}
-    assert t.leadgen == {"writes": 3, "failed": 1}
+    assert t.sides["leadgen"] == {"writes": 3, "failed": 1}
+    # every plan has one outcome: 3 loaded (opp:1, mem:1:L1, mem:1:m5), 1 unchanged (acc:3),
+    # 2 rejected, 1 deferred (mem:9:L9), 1 held (role:00K4)
+    assert t.rows_block() == {
+        "loaded": 3,
+        "unchanged": 1,
+        "rejected": 2,
+        "still_quarantined": 0,
+        "deferred": 1,
+        "would_write": 0,
+        "held": 1,
+        "skipped": 0,
+    }
+    assert t.pairs == len(plans)
 
 
 def test_tally_in_a_dry_run_reports_what_it_would_write() -> None:
@@ -654,7 +663,9 @@ def test_tally_in_a_dry_run_reports_what_it_would_write() -> None:
         {"pair": "mem:1:L1", "kind": "membership", "sf_id": "0061", "opportunity_sf": "0061",
          "lg_op": "create", "roles": ["00K1"]},
     ]  # fmt: skip
-    t = opp.tally(ctx(dry_run=True), plans, {})
-    assert t.sections["opportunities"]["would_create"] == 1
-    assert t.sections["memberships"]["would_create"] == 1
-    assert t.delivered == set() and t.quarantine == []
+    t = RunTally(dry_run=True)
+    sec = record.tally(ctx(dry_run=True), t, plans, {})
+    assert sec.by_object["opportunities"]["would_create"] == 1
+    assert sec.by_object["memberships"]["would_create"] == 1
+    assert sec.delivered == set() and t.quarantine == []
+    assert t.rows["would_write"] == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crm_sync.domains.people.plan import new_lead_fields
 from crm_sync.mapping.loader import load_object_spec, spec_path
 from crm_sync.mapping.models import FieldMapping, Side
 from crm_sync.mapping.owners import OwnerMap
@@ -118,6 +119,7 @@ def ctx(owners: OwnerMap | None = None) -> ReconcileContext:
         schema=sandbox_like_schema(),
         owners=owners or OwnerMap(),
         app_base_url="https://app.example",
+        create_defaults=new_lead_fields,  # what the people DAG gives a new lead
     )
 
 

@@ -97,9 +97,8 @@ def test_leadgen_and_salesforce_canonical_forms_agree() -> None:
         "product_interest_5f1a2b3c4d5e6",
     ):
         assert a[key] == b[key], key
-    assert a["_lg_email"] == "ann@example.com"
-    assert a["_lg_is_contact"] is False or a["_lg_is_contact"] == False  # noqa: E712
-    assert b["_sf_deleted"] == False  # noqa: E712
+    assert (a["_lg_id"], b["_sf_id"]) == ("11", "00Q000000000001AAA")
+    assert a["_lg_updated"] > b["_sf_modified"]  # both parsed to aware UTC, comparable
 
 
 def test_unmapped_owner_is_blank_and_flagged() -> None:
@@ -108,20 +107,6 @@ def test_unmapped_owner_is_blank_and_flagged() -> None:
     out = canonicalize_leadgen(lg, spec, sandbox_like_schema(), OwnerMap()).iloc[0]
     assert out["ownerID"] is None
     assert bool(out["_lg_owner_unmapped"]) is True
-
-
-def test_contact_status_detection() -> None:
-    spec = load_object_spec(spec_path("contacts"))
-    lg = pd.DataFrame(
-        [
-            {"id": "1", "leadStatus": "contact"},
-            {"id": "2", "leadStatus": "customer"},
-            {"id": "3", "leadStatus": "open", "isContact": "0"},
-            {"id": "4", "leadStatus": "qualified", "isContact": "1"},
-        ]
-    )
-    out = canonicalize_leadgen(lg, spec, sandbox_like_schema(), None)
-    assert list(out["_lg_is_contact"]) == [True, True, False, True]
 
 
 def test_payload_values() -> None:

@@ -108,60 +108,95 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
         raise SpecError(source, problems) from None
 
 
+ONE_WAY_KINDS = {"opportunities", "accounts"}
+
+
+def _direction_problems(spec: ObjectSpec, p: str, row: Any) -> list[tuple[str, str]]:
+    """Directions the object kind or the field cannot take."""
+    out: list[tuple[str, str]] = []
+    if spec.kind in ONE_WAY_KINDS and row.direction not in (Direction.PULL, Direction.NONE):
+        out.append(
+            (
+                f"{p}.direction",
+                f"{spec.kind} are synced one way, from Salesforce: only 'pull' or 'none' is allowed "
+                f"(got {row.direction.value!r})",
+            )
+        )
+    if row.leadgen in PUSH_ONLY_LEADGEN_FIELDS and row.direction not in (
+        Direction.PUSH,
+        Direction.NONE,
+    ):
+        out.append(
+            (
+                f"{p}.direction",
+                f"{row.leadgen} is computed by Lead Gen & CRM and can only be pushed to Salesforce "
+                f"(got {row.direction.value!r})",
+            )
+        )
+    if row.leadgen in LEADGEN_READ_ONLY and row.direction.writes_leadgen:
+        allowed = "'none'" if spec.kind in ONE_WAY_KINDS else "'push' or 'none'"
+        out.append(
+            (f"{p}.direction", f"{row.leadgen} is read-only in Lead Gen & CRM; use {allowed}")
+        )
+    return out
+
+
+def _value_problems(p: str, row: Any) -> list[tuple[str, str]]:
+    """Transforms, value maps and rules that cannot work."""
+    out: list[tuple[str, str]] = []
+    if "owner" in row.transform and (row.transform != ["owner"] or row.value_map):
+        out.append(
+            (f"{p}.transform", "'owner' cannot be combined with other transforms or a value_map")
+        )
+    if row.value_map is not None:
+        targets = list(row.value_map.values())
+        dupes = sorted({v for v in targets if targets.count(v) > 1})
+        if dupes and row.direction.writes_leadgen:
+            out.append(
+                (
+                    f"{p}.value_map",
+                    f"Salesforce values {dupes} come from several Lead Gen & CRM values, so the map "
+                    "cannot be inverted for a direction that writes Lead Gen & CRM",
+                )
+            )
+    for j, rule in enumerate(row.rules):
+        set_keys = [
+            k
+            for k in ("regex", "max_length", "required", "allowed")
+            if getattr(rule, k) is not None
+        ]
+        if len(set_keys) != 1:
+            out.append(
+                (
+                    f"{p}.rules[{j}]",
+                    "exactly one of regex, max_length, required, allowed must be set",
+                )
+            )
+        if rule.regex is not None:
+            try:
+                re.compile(rule.regex)
+            except re.error as exc:
+                out.append((f"{p}.rules[{j}].regex", f"invalid regular expression: {exc}"))
+    return out
+
+
 def check_object_spec(spec: ObjectSpec) -> list[tuple[str, str]]:
     """Rules that span rows or depend on the object kind."""
     problems: list[tuple[str, str]] = []
-    seen_lg: dict[str, int] = {}
-    seen_sf: dict[str, int] = {}
-    one_way_kinds = {"opportunities", "accounts"}
+    seen: dict[str, dict[str, int]] = {"leadgen": {}, "salesforce": {}}
     link_fields = set()
     if spec.record_link:
         link_fields = {spec.record_link.id_field, spec.record_link.url_field} - {None}
     for i, row in enumerate(spec.fields):
         p = f"fields[{i}]"
-        if row.leadgen in seen_lg:
-            problems.append(
-                (
-                    f"{p}.leadgen",
-                    f"{row.leadgen!r} is already mapped in fields[{seen_lg[row.leadgen]}]",
+        for side, first in seen.items():
+            name = getattr(row, side)
+            if name in first:
+                problems.append(
+                    (f"{p}.{side}", f"{name!r} is already mapped in fields[{first[name]}]")
                 )
-            )
-        seen_lg.setdefault(row.leadgen, i)
-        if row.salesforce in seen_sf:
-            problems.append(
-                (
-                    f"{p}.salesforce",
-                    f"{row.salesforce!r} is already mapped in fields[{seen_sf[row.salesforce]}]",
-                )
-            )
-        seen_sf.setdefault(row.salesforce, i)
-        if spec.kind in one_way_kinds and row.direction not in (Direction.PULL, Direction.NONE):
-            problems.append(
-                (
-                    f"{p}.direction",
-                    f"{spec.kind} are synced one way, from Salesforce: only 'pull' or 'none' is allowed "
-                    f"(got {row.direction.value!r})",
-                )
-            )
-        if row.leadgen in PUSH_ONLY_LEADGEN_FIELDS and row.direction not in (
-            Direction.PUSH,
-            Direction.NONE,
-        ):
-            problems.append(
-                (
-                    f"{p}.direction",
-                    f"{row.leadgen} is computed by Lead Gen & CRM and can only be pushed to Salesforce "
-                    f"(got {row.direction.value!r})",
-                )
-            )
-        if row.leadgen in LEADGEN_READ_ONLY and row.direction.writes_leadgen:
-            allowed = "'none'" if spec.kind in one_way_kinds else "'push' or 'none'"
-            problems.append(
-                (
-                    f"{p}.direction",
-                    f"{row.leadgen} is read-only in Lead Gen & CRM; use {allowed}",
-                )
-            )
+            first.setdefault(name, i)
+        problems.extend(_direction_problems(spec, p, row))
         if row.salesforce in link_fields:
             problems.append(
                 (
@@ -169,42 +204,7 @@ def check_object_spec(spec: ObjectSpec) -> list[tuple[str, str]]:
                     f"{row.salesforce} is maintained by record_link and cannot be mapped",
                 )
             )
-        if "owner" in row.transform and (row.transform != ["owner"] or row.value_map):
-            problems.append(
-                (
-                    f"{p}.transform",
-                    "'owner' cannot be combined with other transforms or a value_map",
-                )
-            )
-        if row.value_map is not None:
-            targets = list(row.value_map.values())
-            dupes = sorted({v for v in targets if targets.count(v) > 1})
-            if dupes and row.direction.writes_leadgen:
-                problems.append(
-                    (
-                        f"{p}.value_map",
-                        f"Salesforce values {dupes} come from several Lead Gen & CRM values, so the map "
-                        "cannot be inverted for a direction that writes Lead Gen & CRM",
-                    )
-                )
-        for j, rule in enumerate(row.rules):
-            set_keys = [
-                k
-                for k in ("regex", "max_length", "required", "allowed")
-                if getattr(rule, k) is not None
-            ]
-            if len(set_keys) != 1:
-                problems.append(
-                    (
-                        f"{p}.rules[{j}]",
-                        "exactly one of regex, max_length, required, allowed must be set",
-                    )
-                )
-            if rule.regex is not None:
-                try:
-                    re.compile(rule.regex)
-                except re.error as exc:
-                    problems.append((f"{p}.rules[{j}].regex", f"invalid regular expression: {exc}"))
+        problems.extend(_value_problems(p, row))
     if spec.kind in ("leads", "contacts") and spec.leadgen_object != "lead":
         problems.append(("leadgen_object", f"{spec.kind} pair with Lead Gen & CRM 'lead' records"))
     return problems

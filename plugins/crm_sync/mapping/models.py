@@ -139,6 +139,16 @@ class ObjectSpec(Strict):
     def synced_fields(self) -> list[FieldMapping]:
         return [f for f in self.fields if f.direction is not Direction.NONE]
 
+    @property
+    def creates_in_salesforce(self) -> bool:
+        """Records new in Lead Gen & CRM are created in Salesforce (``person.create_in_salesforce``)."""
+        return self.person is None or self.person.create_in_salesforce
+
+    @property
+    def creates_in_leadgen(self) -> bool:
+        """Records new in Salesforce are created in Lead Gen & CRM (``person.create_in_leadgen``)."""
+        return self.person is None or self.person.create_in_leadgen
+
 
 class OwnerUser(Strict):
     """One Lead Gen & CRM user account mapped to one Salesforce user (by id or email)."""

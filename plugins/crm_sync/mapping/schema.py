@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crm_sync.mapping.loader import LEADGEN_READ_ONLY
-from crm_sync.mapping.models import Direction, ObjectSpec
+from crm_sync.mapping.models import Direction, FieldMapping, ObjectSpec
 
 # Standard lead fields of the v1.2 API (reference §7.1); used when getFields omits standard ones.
 LEADGEN_STANDARD_LEAD_FIELDS: dict[str, str] = {
@@ -223,6 +223,83 @@ class LiveSchema:
         )
 
 
+def _row_problems(
+    spec: ObjectSpec, p: str, row: FieldMapping, sf: SfField, lg: LgField
+) -> list[tuple[str, str]]:
+    """What stops one mapped row whose fields exist on both sides."""
+    sobject = spec.salesforce_object
+    out: list[tuple[str, str]] = []
+    if "owner" in row.transform:
+        if sf.type != "reference":
+            out.append(
+                (
+                    f"{p}.salesforce",
+                    f"owner mapping needs a user reference field, {row.salesforce} is {sf.type}",
+                )
+            )
+    elif lg.data_type not in COMPATIBLE[sf_type_family(sf.type)]:
+        out.append(
+            (
+                f"{p}",
+                f"incompatible types: Salesforce {row.salesforce} is {sf.type}, Lead Gen & CRM {row.leadgen} is {lg.data_type}",
+            )
+        )
+    if row.direction.writes_salesforce and not (sf.updateable or sf.createable):
+        out.append(
+            (
+                f"{p}.direction",
+                f"{sobject}.{row.salesforce} is read-only for the integration user, so {row.direction.value!r} cannot write it",
+            )
+        )
+    if row.direction.writes_leadgen and not lg.editable:
+        out.append(
+            (
+                f"{p}.direction",
+                f"Lead Gen & CRM field {row.leadgen} is read-only, so {row.direction.value!r} cannot write it",
+            )
+        )
+    if row.value_map and sf.restricted_picklist:
+        bad = sorted(v for v in row.value_map.values() if v not in sf.picklist_values)
+        if bad:
+            out.append(
+                (
+                    f"{p}.value_map",
+                    f"values {bad} are not allowed by the restricted picklist {sobject}.{row.salesforce}",
+                )
+            )
+    return out
+
+
+def _record_link_problems(spec: ObjectSpec, schema: LiveSchema) -> list[tuple[str, str]]:
+    """The record link's fields must exist, be writable, and the id field be an External ID."""
+    sobject = spec.salesforce_object
+    out: list[tuple[str, str]] = []
+    for attr in ("id_field", "url_field"):
+        name = getattr(spec.record_link, attr)
+        if not name:
+            continue
+        f = schema.sf(sobject, name)
+        if f is None:
+            out.append(
+                (
+                    f"record_link.{attr}",
+                    f"{sobject}.{name} does not exist; create it in Salesforce (see docs/setup-salesforce.md)",
+                )
+            )
+        elif not (f.updateable and f.createable):
+            out.append(
+                (f"record_link.{attr}", f"{sobject}.{name} is not writable by the integration user")
+            )
+        elif attr == "id_field" and not f.external_id:
+            out.append(
+                (
+                    f"record_link.{attr}",
+                    f"{sobject}.{name} must be an External ID field so writes can be upserts",
+                )
+            )
+    return out
+
+
 def check_spec_against_schema(
     spec: ObjectSpec, schema: LiveSchema, *, source: str
 ) -> list[tuple[str, str]]:
@@ -256,73 +333,8 @@ def check_spec_against_schema(
                     f"Lead Gen & CRM {spec.leadgen_object} field {row.leadgen!r} does not exist (custom fields are named by systemName)",
                 )
             )
-        if sf is None or lg is None:
-            continue
-        if "owner" in row.transform:
-            if sf.type != "reference":
-                problems.append(
-                    (
-                        f"{p}.salesforce",
-                        f"owner mapping needs a user reference field, {row.salesforce} is {sf.type}",
-                    )
-                )
-        else:
-            family = sf_type_family(sf.type)
-            if lg.data_type not in COMPATIBLE[family]:
-                problems.append(
-                    (
-                        f"{p}",
-                        f"incompatible types: Salesforce {row.salesforce} is {sf.type}, Lead Gen & CRM {row.leadgen} is {lg.data_type}",
-                    )
-                )
-        if row.direction.writes_salesforce and not (sf.updateable or sf.createable):
-            problems.append(
-                (
-                    f"{p}.direction",
-                    f"{sobject}.{row.salesforce} is read-only for the integration user, so {row.direction.value!r} cannot write it",
-                )
-            )
-        if row.direction.writes_leadgen and not lg.editable:
-            problems.append(
-                (
-                    f"{p}.direction",
-                    f"Lead Gen & CRM field {row.leadgen} is read-only, so {row.direction.value!r} cannot write it",
-                )
-            )
-        if row.value_map and sf.restricted_picklist:
-            bad = sorted(v for v in row.value_map.values() if v not in sf.picklist_values)
-            if bad:
-                problems.append(
-                    (
-                        f"{p}.value_map",
-                        f"values {bad} are not allowed by the restricted picklist {sobject}.{row.salesforce}",
-                    )
-                )
+        if sf is not None and lg is not None:
+            problems.extend(_row_problems(spec, p, row, sf, lg))
     if spec.record_link:
-        for attr in ("id_field", "url_field"):
-            name = getattr(spec.record_link, attr)
-            if not name:
-                continue
-            f = schema.sf(sobject, name)
-            if f is None:
-                problems.append(
-                    (
-                        f"record_link.{attr}",
-                        f"{sobject}.{name} does not exist; create it in Salesforce (see docs/setup-salesforce.md)",
-                    )
-                )
-            elif not (f.updateable and f.createable):
-                problems.append(
-                    (
-                        f"record_link.{attr}",
-                        f"{sobject}.{name} is not writable by the integration user",
-                    )
-                )
-            elif attr == "id_field" and not f.external_id:
-                problems.append(
-                    (
-                        f"record_link.{attr}",
-                        f"{sobject}.{name} must be an External ID field so writes can be upserts",
-                    )
-                )
+        problems.extend(_record_link_problems(spec, schema))
     return problems

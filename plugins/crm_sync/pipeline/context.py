@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from crm_sync.settings import runs_dir
+from crm_sync.pipeline.files import RunFolder
+from crm_sync.settings import runs_dir, scratch_dir
 
 
 def safe_name(run_id: str) -> str:
@@ -35,11 +36,18 @@ class RunContext:
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def run_dir(self) -> Path:
-        return runs_dir() / self.dag_id / safe_name(self.run_id)
+    def folder(self) -> RunFolder:
+        """The run's files, shared by its tasks (see :class:`RunFolder`)."""
+        return RunFolder(runs_dir() / self.dag_id / safe_name(self.run_id))
 
-    def path(self, *parts: str) -> Path:
-        p = self.run_dir.joinpath(*parts)
+    @property
+    def scratch_root(self) -> Path:
+        """Working files of this run that one task keeps on this machine (removed when it ends)."""
+        return scratch_dir() / self.dag_id / safe_name(self.run_id)
+
+    def scratch(self, name: str) -> Path:
+        """A path for a task-local working file (an on-disk index): never read by another task."""
+        p = self.scratch_root / name
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 

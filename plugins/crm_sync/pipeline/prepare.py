@@ -8,9 +8,8 @@ fails here, at once, with a message saying what to fix.
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_sync.errors import ConfigError
 from crm_sync.mapping.loader import display_path, load_object_spec, load_owner_spec, spec_path
@@ -18,12 +17,15 @@ from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.owners import OwnerMap, build_owner_map
 from crm_sync.mapping.schema import LiveSchema, check_spec_against_schema
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.files import read_json, write_json
 from crm_sync.pipeline.window import compute_window
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from crm_sync.clients.leadgen import LeadGenClient
+    from crm_sync.clients.salesforce import SalesforceClient
+    from crm_sync.state.store import SyncStore
 
-PERSON_SPECS = {"Lead": "leads", "Contact": "contacts"}
+
+log = logging.getLogger(__name__)
 
 
 def build_context(
@@ -35,7 +37,7 @@ def build_context(
     interval_end: Any,
     run_type: str,
     params: dict[str, Any],
-    store: Any,
+    store: SyncStore,
     stream: str,
     conn_ids: dict[str, str],
 ) -> RunContext:
@@ -73,12 +75,15 @@ def build_context(
 
 
 def load_specs(names: dict[str, str]) -> dict[str, ObjectSpec]:
-    """``{"Lead": "leads"}`` -> ``{"Lead": <spec of include/mappings/leads.yaml>}``."""
+    """``{"Account": "accounts"}`` -> ``{"Account": <spec of include/mappings/accounts.yaml>}``."""
     return {sobject: load_object_spec(spec_path(name)) for sobject, name in names.items()}
 
 
 def read_live_schema(
-    specs: dict[str, ObjectSpec], sf: Any, lg: Any, extra_objects: tuple[str, ...] = ()
+    specs: dict[str, ObjectSpec],
+    sf: SalesforceClient,
+    lg: LeadGenClient,
+    extra_objects: tuple[str, ...] = (),
 ) -> LiveSchema:
     schema = LiveSchema()
     for sobject in sorted({s.salesforce_object for s in specs.values()} | set(extra_objects)):
@@ -102,7 +107,7 @@ def check_specs(specs: dict[str, ObjectSpec], schema: LiveSchema) -> None:
         )
 
 
-def resolve_owners(sf: Any, lg: Any) -> OwnerMap:
+def resolve_owners(sf: SalesforceClient, lg: LeadGenClient) -> OwnerMap:
     spec = load_owner_spec(spec_path("owners"))
     sf_users = list(sf.query("SELECT Id, Username, Email, Name, IsActive FROM User"))
     lg_users = lg.get_user_profiles()
@@ -116,9 +121,9 @@ def prepare(
     ctx: RunContext,
     *,
     spec_names: dict[str, str],
-    sf: Any,
-    lg: Any,
-    store: Any,
+    sf: SalesforceClient,
+    lg: LeadGenClient,
+    store: SyncStore,
     extra_sf_objects: tuple[str, ...] = (),
     with_owners: bool = True,
 ) -> dict[str, Any]:
@@ -126,16 +131,15 @@ def prepare(
     (``schema.json``, ``owners.json``) in the run folder for the later stages."""
     # A new run (or a whole run cleared and started again) plans from scratch against the current
     # state of both systems; leftovers of an earlier attempt must not be mistaken for its results.
-    # Task retries of later stages keep the folder: load skips what it already wrote.
-    if ctx.run_dir.exists():
-        shutil.rmtree(ctx.run_dir)
+    # Retries of later tasks keep the folder: load skips what it already wrote.
+    ctx.folder.clear()
     specs = load_specs(spec_names)
     schema = read_live_schema(specs, sf, lg, extra_sf_objects)
     check_specs(specs, schema)
     owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
-    write_json(ctx.path("schema.json"), schema.to_dict())
-    write_json(ctx.path("owners.json"), owners.to_dict())
-    write_json(ctx.path("context.json"), ctx.to_dict())
+    ctx.folder.write_json("schema.json", schema.to_dict())
+    ctx.folder.write_json("owners.json", owners.to_dict())
+    ctx.folder.write_json("context.json", ctx.to_dict())
     store.start_run(
         ctx.dag_id,
         ctx.run_id,
@@ -161,12 +165,10 @@ def prepare(
         "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
         "owners_mapped": len(owners.lg_to_sf),
         "owner_problems": owners.problems,
-        "sf_api_calls": sf.api_calls,
-        "lg_api_calls": lg.api_calls,
     }
 
 
 def load_run_facts(ctx: RunContext) -> tuple[LiveSchema, OwnerMap]:
-    schema = LiveSchema.from_dict(read_json(ctx.run_dir / "schema.json", {}))
-    owners = OwnerMap.from_dict(read_json(ctx.run_dir / "owners.json", {}) or {})
+    schema = LiveSchema.from_dict(ctx.folder.read_json("schema.json", {}))
+    owners = OwnerMap.from_dict(ctx.folder.read_json("owners.json", {}) or {})
     return schema, owners

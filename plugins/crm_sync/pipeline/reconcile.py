@@ -19,6 +19,7 @@ Rules (see docs/sync-rules.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -127,12 +128,18 @@ class Plan:
 
 @dataclass
 class ReconcileContext:
-    specs: dict[
-        str, ObjectSpec
-    ]  # Salesforce object -> spec ("Lead" -> leads, "Contact" -> contacts)
+    """What reconcile needs besides the pairs: the specs by Salesforce object, the live schemas,
+    the owner map, the app URL for record links, and the domain's values for new Lead Gen & CRM
+    records (``create_defaults``: spec -> fields every create carries)."""
+
+    specs: dict[str, ObjectSpec]
     schema: LiveSchema
     owners: OwnerMap | None
     app_base_url: str = ""
+    create_defaults: Callable[[ObjectSpec], dict[str, Any]] | None = None
+
+    def leadgen_defaults(self, spec: ObjectSpec) -> dict[str, Any]:
+        return self.create_defaults(spec) if self.create_defaults else {}
 
 
 def link_url(spec: ObjectSpec, lg_id: str, base_url: str) -> str | None:
@@ -300,7 +307,7 @@ def _plan_update(
 def _plan_create_sf(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, lg_rec: pd.Series) -> None:
     """A Lead Gen & CRM record with no Salesforce counterpart -> create it there (upsert on the
     record-link external id, so a rerun after a crash cannot create it twice)."""
-    if spec.person and not spec.person.create_in_salesforce:
+    if not spec.creates_in_salesforce:
         plan.events.append({"event": "create_disabled", "detail": "create_in_salesforce is off"})
         return
     for row in spec.synced_fields:
@@ -346,8 +353,8 @@ def _plan_create_sf(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, lg_rec:
 
 
 def _plan_create_lg(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, sf_rec: pd.Series) -> None:
-    """A Salesforce record with no Lead Gen & CRM counterpart -> create the lead there."""
-    if spec.person and not spec.person.create_in_leadgen:
+    """A Salesforce record with no Lead Gen & CRM counterpart -> create it there."""
+    if not spec.creates_in_leadgen:
         plan.events.append({"event": "create_disabled", "detail": "create_in_leadgen is off"})
         return
     for row in spec.synced_fields:
@@ -372,44 +379,5 @@ def _plan_create_lg(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, sf_rec:
         plan.agreed_if_lg[row.key] = v
     if "ownerID" not in plan.lg_payload and ctx.owners and ctx.owners.fallback_lg:
         plan.lg_payload["ownerID"] = ctx.owners.fallback_lg
-    if spec.person:
-        plan.lg_payload["leadStatus"] = (
-            "contact" if spec.salesforce_object == "Contact" else spec.person.leadgen_status_for_new
-        )
+    plan.lg_payload.update(ctx.leadgen_defaults(spec))
     plan.lg_op = "create"
-
-
-def reconcile_stage(ctx_run: Any, rctx: ReconcileContext, chunk_size: int = 2000) -> dict[str, Any]:
-    """``pairs/pairs.jsonl`` -> ``plans/plans.jsonl``; return counts of planned writes."""
-    import logging
-    from collections import Counter
-
-    from crm_sync.pipeline.files import chunked, read_jsonl, write_jsonl
-
-    counts: Counter = Counter()
-
-    def plans():
-        for chunk in chunked(read_jsonl(ctx_run.run_dir / "pairs" / "pairs.jsonl"), chunk_size):
-            for plan in reconcile(chunk, rctx):
-                counts["pairs"] += 1
-                if plan.sf_op:
-                    counts[f"sf_{plan.sf_op}"] += 1
-                if plan.lg_op:
-                    counts[f"lg_{plan.lg_op}"] += 1
-                if not plan.sf_op and not plan.lg_op:
-                    counts["unchanged"] += 1
-                counts["conflicts"] += len(plan.conflicts)
-                yield plan.to_dict()
-
-    write_jsonl(ctx_run.path("plans", "plans.jsonl"), plans())
-    logging.getLogger(__name__).info(
-        "reconcile: pairs=%d sf_create=%d sf_update=%d lg_create=%d lg_update=%d unchanged=%d conflicts=%d",
-        counts["pairs"],
-        counts["sf_create"],
-        counts["sf_update"],
-        counts["lg_create"],
-        counts["lg_update"],
-        counts["unchanged"],
-        counts["conflicts"],
-    )
-    return dict(counts)

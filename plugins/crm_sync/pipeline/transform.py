@@ -21,28 +21,14 @@ from crm_sync.mapping.models import FieldMapping, ObjectSpec
 from crm_sync.mapping.owners import OwnerMap
 from crm_sync.mapping.schema import LiveSchema, sf_type_family
 
-LG_CONTACT_STATUSES = frozenset({"contact", "contactWithOpp", "customer"})
-
-# Salesforce fields the sync reads on Leads/Contacts besides the mapped ones.
-SF_PERSON_SYSTEM_FIELDS = (
-    "Id",
-    "LastModifiedDate",
-    "SystemModstamp",
-    "IsDeleted",
-    "MasterRecordId",
-    "OwnerId",
-    "Email",
-)
-SF_LEAD_SYSTEM_FIELDS = (
-    *SF_PERSON_SYSTEM_FIELDS,
-    "IsConverted",
-    "ConvertedContactId",
-    "ConvertedAccountId",
-)
-
 INVALID = (
     "\x00invalid"  # marker for a value that could not be parsed; validate turns it into a reason
 )
+
+
+def truthy(v: Any) -> bool:
+    """A boolean as either API sends it (``True``, ``"true"``, ``"1"``)."""
+    return v is True or str(v).strip().lower() in ("1", "true")
 
 
 def is_blank(v: Any) -> bool:
@@ -191,25 +177,15 @@ def _sf_to_canonical(raw: Any, row: FieldMapping, sf_type: str) -> str | None:
 def canonicalize_leadgen(
     df: pd.DataFrame, spec: ObjectSpec, schema: LiveSchema, owners: OwnerMap | None
 ) -> pd.DataFrame:
-    """Raw Lead Gen & CRM leads (strings) -> canonical frame indexed by ``_lg_id``.
+    """Raw Lead Gen & CRM records (strings) -> canonical frame indexed by ``_lg_id``.
 
-    Meta columns: ``_lg_id``, ``_lg_updated`` (aware datetime), ``_lg_active``, ``_lg_is_contact``,
-    ``_lg_email`` (lower-cased), ``_lg_owner`` (raw user id), ``_lg_owner_unmapped``.
+    Meta columns: ``_lg_id``, ``_lg_updated`` (aware datetime), ``_lg_owner`` (raw user id),
+    ``_lg_owner_unmapped``.
     """
     out = pd.DataFrame(index=range(len(df)))
     out["_lg_id"] = df["id"].astype(str).values if "id" in df else None
     get = lambda name: df[name] if name in df else pd.Series([None] * len(df))  # noqa: E731
     out["_lg_updated"] = [parse_lg_timestamp(v) for v in get("updateTimestamp")]
-    out["_lg_active"] = [str(v).strip() != "0" for v in get("active")]
-    status = get("leadStatus")
-    is_contact = get("isContact")
-    out["_lg_is_contact"] = [
-        (str(s) in LG_CONTACT_STATUSES) or str(c) == "1"
-        for s, c in zip(status, is_contact, strict=True)
-    ]
-    out["_lg_email"] = [
-        None if is_blank(v) else str(v).strip().lower() for v in get("emailAddress")
-    ]
     out["_lg_owner"] = [None if is_blank(v) else str(v).strip() for v in get("ownerID")]
     out["_lg_owner_unmapped"] = [
         bool(o) and (owners is None or o not in owners.lg_to_sf) for o in out["_lg_owner"]
@@ -223,21 +199,13 @@ def canonicalize_leadgen(
 def canonicalize_salesforce(df: pd.DataFrame, spec: ObjectSpec, schema: LiveSchema) -> pd.DataFrame:
     """Raw Salesforce records of ``spec.salesforce_object`` -> canonical frame indexed by ``_sf_id``.
 
-    Meta columns: ``_sf_id``, ``_sf_object``, ``_sf_modified``, ``_sf_deleted``, ``_sf_converted``,
-    ``_sf_converted_contact``, ``_sf_master``, ``_sf_lgid`` (record-link external id),
-    ``_sf_link_url``, ``_sf_email``, ``_sf_owner``.
+    Meta columns: ``_sf_id``, ``_sf_modified``, ``_sf_lgid`` (record-link external id),
+    ``_sf_link_url``.
     """
     out = pd.DataFrame(index=range(len(df)))
     get = lambda name: df[name] if name in df else pd.Series([None] * len(df))  # noqa: E731
     out["_sf_id"] = get("Id").astype(str).values
-    out["_sf_object"] = spec.salesforce_object
     out["_sf_modified"] = [parse_sf_datetime(v) for v in get("LastModifiedDate")]
-    out["_sf_deleted"] = [v is True or str(v).lower() == "true" for v in get("IsDeleted")]
-    out["_sf_converted"] = [v is True or str(v).lower() == "true" for v in get("IsConverted")]
-    out["_sf_converted_contact"] = [
-        None if is_blank(v) else str(v) for v in get("ConvertedContactId")
-    ]
-    out["_sf_master"] = [None if is_blank(v) else str(v) for v in get("MasterRecordId")]
     id_field = spec.record_link.id_field if spec.record_link else None
     out["_sf_lgid"] = (
         [None if is_blank(v) else str(v).strip() for v in get(id_field)] if id_field else None
@@ -246,8 +214,6 @@ def canonicalize_salesforce(df: pd.DataFrame, spec: ObjectSpec, schema: LiveSche
     out["_sf_link_url"] = (
         [None if is_blank(v) else str(v) for v in get(url_field)] if url_field else None
     )
-    out["_sf_email"] = [None if is_blank(v) else str(v).strip().lower() for v in get("Email")]
-    out["_sf_owner"] = [None if is_blank(v) else str(v) for v in get("OwnerId")]
     for row in spec.synced_fields:
         sf_type = schema.sf_type(spec.salesforce_object, row.salesforce)
         out[row.key] = [_sf_to_canonical(v, row, sf_type) for v in get(row.salesforce)]

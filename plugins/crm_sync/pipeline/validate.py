@@ -1,13 +1,10 @@
-"""Validate: the data-quality gate between reconcile and load (Great Expectations 1.x).
+"""Validate: the data-quality gate between plan and load (Great Expectations 1.x).
 
-Suites are derived from the mapping specs and the live schemas, per target and operation:
-
-* Salesforce: required fields (non-nillable, createable: Lead ``LastName``/``Company``, Contact
-  ``LastName``) on creates and whenever a write would blank them; email format; string length
-  <= the field's length; restricted picklist values from describe; numeric/date/boolean values
-  that parse; the spec's own rules.
-* Lead Gen & CRM: ``emailAddress`` required and well-formed; lengths; picklist options; the
-  spec's rules.
+The spine's part of the gate: one :class:`Validator` per run (an ephemeral GX context), the check
+factories every DAG builds its suites from (required, email, length, picklist, parseable, the
+spec's own rules, and a Salesforce object's checks from its describe), one message format
+(:func:`explain`) and the stage itself (:func:`run_gate`). Each DAG says which payloads of its
+plans go to which checks (:func:`check_group`).
 
 A failing row is not written to that target; it is quarantined (by the record stage) with the
 record, the field, the rule and the value. The rest of the batch goes on. The per-check summary
@@ -21,7 +18,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,30 +26,13 @@ from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.schema import LiveSchema, sf_type_family
 from crm_sync.pipeline.transform import INVALID
 
+if TYPE_CHECKING:
+    from crm_sync.pipeline.context import RunContext
+
+
 log = logging.getLogger(__name__)
 
 EMAIL_RE = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
-
-# Lengths of standard Lead Gen & CRM lead fields (reference §7.1); custom ones come from getFields.
-LEADGEN_LENGTHS = {
-    "firstName": 50,
-    "lastName": 50,
-    "emailAddress": 150,
-    "companyName": 100,
-    "state": 50,
-    "zipcode": 50,
-    "title": 255,
-    "street": 255,
-    "city": 255,
-    "country": 255,
-    "website": 255,
-    "phoneNumber": 255,
-    "officePhoneNumber": 255,
-    "mobilePhoneNumber": 255,
-    "faxNumber": 255,
-    "industry": 255,
-    "persona": 128,
-}
 
 CATEGORY_BY_CHECK = {
     "required": "required field",
@@ -209,7 +189,7 @@ def _gxe() -> Any:
 
 def required_fields(schema: LiveSchema, sobject: str) -> list[str]:
     """Fields a create must set: not nillable, createable, and without a default on create
-    (describe's ``defaultedOnCreate``: e.g. Lead Status and OwnerId have defaults)."""
+    (describe's ``defaultedOnCreate``: a status picklist or the owner often have defaults)."""
     return [
         f.name
         for f in schema.salesforce.get(sobject, {}).values()
@@ -303,31 +283,6 @@ def salesforce_checks(
     return checks
 
 
-def leadgen_checks(
-    op: str, columns: Iterable[str], schema: LiveSchema, spec_rows: dict[str, Any]
-) -> list[Check]:
-    cols = set(columns)
-    checks: list[Check] = []
-    if op == "create" or "emailAddress" in cols:
-        checks.append(required_check("emailAddress", only_written=op != "create"))
-    if "emailAddress" in cols:
-        checks.append(email_check("emailAddress"))
-    for name in sorted(cols):
-        if name in ("id", "__row") or name.startswith("__has_"):
-            continue
-        lf = schema.lg("lead", name)
-        length = (lf.length if lf and lf.length else 0) or LEADGEN_LENGTHS.get(name, 0)
-        if length:
-            checks.append(length_check(name, length))
-        if lf and lf.options and lf.data_type == "picklist":
-            checks.append(picklist_check(name, lf.options))
-        checks.append(parseable_check(name))
-        row = spec_rows.get(name)
-        if row is not None and row.direction.writes_leadgen:
-            checks.extend(rule_checks(row.rules, name))
-    return checks
-
-
 def rule_checks(rules: list[Any], column: str) -> list[Check]:
     """The spec's own rules on ``column``, named ``rule:<name>`` and explained by their message."""
     out = []
@@ -377,8 +332,8 @@ def frame(
 
 
 def explain(who: str, check: Check, value: Any) -> str:
-    """``Salesforce Lead (new) (lead 123): field Title must be at most 128 characters
-    [check max_length]; got 'Senior Vice …'``: the record, the field, the rule and the value
+    """``Salesforce Account (new) (account 123): field Name must be at most 255 characters
+    [check max_length]; got 'Acme …'``: the record, the field, the rule and the value
     (long values cut at 120 characters; the quarantine keeps the whole payload)."""
     shown = json_safe(value)
     if isinstance(shown, str) and len(shown) > 120:
@@ -392,100 +347,76 @@ def safe_column(name: str) -> bool:
     return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None
 
 
-def validate_plans(
-    plans: list[dict[str, Any]],
-    specs: dict[str, ObjectSpec],
-    schema: LiveSchema,
+def check_group(
     validator: Validator,
+    frame_name: str,
+    plans: list[dict[str, Any]],
+    idx: list[int],
+    *,
+    target: str,
+    payload: Callable[[dict[str, Any]], dict[str, Any]],
+    checks: Callable[[list[str]], list[Check]],
+    who: Callable[[dict[str, Any]], str],
+    key: str = "pair",
+    ensure: Iterable[str] = (),
+    empty_is_blank: bool = False,
+    explain_with: Callable[[dict[str, Any], Check, Any], tuple[Any, str] | None] | None = None,
+    into: dict[int, list[Failure]],
 ) -> dict[int, list[Failure]]:
-    """Validate a chunk of plans; return failures by plan index (position in ``plans``)."""
-    failures: dict[int, list[Failure]] = defaultdict(list)
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, p in enumerate(plans):
-        if p.get("sf_op"):
-            groups[(p["sf_object"], p["sf_op"])].append(i)
-    for (sobject, op), idx in groups.items():
-        payloads = [
-            {k: v for k, v in plans[i]["sf_payload"].items() if k != "Id" and safe_column(k)}
-            for i in idx
-        ]
-        required = required_fields(schema, sobject)
-        df = frame(payloads, idx, ensure=required if op == "create" else ())
-        checks = salesforce_checks(
-            sobject, op, [c for c in df.columns if not c.startswith("__")], schema, specs[sobject]
-        )
-        for row, check, value in validator.run(f"sf_{sobject}_{op}", df, checks):
-            p = plans[row]
-            who = f"Salesforce {sobject} {p.get('sf_id') or '(new)'} (lead {p.get('lg_id') or '(new)'})"
-            failures[row].append(
-                Failure(
-                    "salesforce",
-                    p["pair"],
-                    check.name,
-                    check.column,
-                    value,
-                    explain(who, check, value),
-                )
-            )
-    lg_groups: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(plans):
-        if p.get("lg_op"):
-            lg_groups[p["lg_op"]].append(i)
-    rows_by_lg = {}
-    for spec in specs.values():
-        for row in spec.fields:
-            rows_by_lg.setdefault(row.leadgen, row)
-    for op, idx in lg_groups.items():
-        payloads = [
-            {k: v for k, v in plans[i]["lg_payload"].items() if safe_column(k)} for i in idx
-        ]
-        df = frame(
-            payloads, idx, ensure=("emailAddress",) if op == "create" else (), empty_is_blank=True
-        )
-        checks = leadgen_checks(
-            op, [c for c in df.columns if not c.startswith("__")], schema, rows_by_lg
-        )
-        for row, check, value in validator.run(f"lg_{op}", df, checks):
-            p = plans[row]
-            who = f"Lead Gen & CRM lead {p.get('lg_id') or '(new)'} (Salesforce {p['sf_object']} {p.get('sf_id') or '(new)'})"
-            failures[row].append(
-                Failure(
-                    "leadgen",
-                    p["pair"],
-                    check.name,
-                    check.column,
-                    value,
-                    explain(who, check, value),
-                )
-            )
-    return failures
+    """Run ``checks`` on the payloads of ``plans[i] for i in idx`` (one frame); add each failure
+    to ``into`` under the plan's position (and return it). ``who`` names the record in messages;
+    ``explain_with`` may replace the value and message of a check the domain explains better."""
+    payloads = [{k: v for k, v in payload(plans[i]).items() if safe_column(k)} for i in idx]
+    df = frame(payloads, idx, ensure=ensure, empty_is_blank=empty_is_blank)
+    columns = [c for c in df.columns if not c.startswith("__")]
+    for row, check, value in validator.run(frame_name, df, checks(columns)):
+        p = plans[row]
+        custom = explain_with(p, check, value) if explain_with else None
+        value, message = custom or (value, explain(who(p), check, value))
+        into[row].append(Failure(target, p[key], check.name, check.column, value, message))
+    return into
 
 
 def summarize_failures(failures: Iterable[Failure]) -> dict[str, int]:
     return dict(Counter(f"{f.target}:{f.check}:{f.field}" for f in failures).most_common())
 
 
+# Plan keys of each target system: ``sf_op``/``sf_payload``/``sf_rejected``, ``lg_*``.
+PREFIX = {"salesforce": "sf", "leadgen": "lg"}
+
+
+def mark(plan: dict[str, Any], found: list[Failure], counts: Counter) -> None:
+    """Record a plan's failures on it, per target (``sf_rejected`` / ``lg_rejected``: that side
+    must not be written), and count what was checked and rejected."""
+    for target, prefix in PREFIX.items():
+        if plan.get(f"{prefix}_op"):
+            rejected = [f.to_dict() for f in found if f.target == target]
+            plan[f"{prefix}_rejected"] = rejected
+            counts[f"{prefix}_checked"] += 1
+            counts[f"{prefix}_rejected"] += bool(rejected)
+
+
 def run_gate(
-    ctx: Any,
+    ctx: RunContext,
     check_chunk: Callable[[list[dict[str, Any]], Validator], dict[int, list[Failure]]],
-    mark: Callable[[dict[str, Any], list[Failure], Counter], None],
     *,
     label: str,
     chunk_size: int = 5000,
 ) -> dict[str, Any]:
     """The validate stage every DAG runs: ``plans/plans.jsonl`` -> ``plans/validated.jsonl``.
 
-    ``check_chunk`` finds the failures of a chunk of plans (by position); ``mark`` records them
-    on a plan and counts it. The per-check summary (evaluated, failed, examples) and the top
+    ``check_chunk`` finds the failures of a chunk of plans (by position); each plan gets them
+    per target (:func:`mark`). The per-check summary (evaluated, failed, examples) and the top
     failures go to ``validation.json`` for the run report."""
-    from crm_sync.pipeline.files import chunked, read_jsonl, write_json, write_jsonl
+    from crm_sync.pipeline.files import chunked
 
+    folder = ctx.folder
     validator = Validator()
     counts: Counter = Counter()
     sample: list[Failure] = []
 
     def out() -> Iterator[dict[str, Any]]:
-        for chunk in chunked(read_jsonl(ctx.run_dir / "plans" / "plans.jsonl"), chunk_size):
+        for chunk in chunked(folder.read_jsonl("plans/plans.jsonl"), chunk_size):
             failures = check_chunk(chunk, validator)
             for i, plan in enumerate(chunk):
                 found = failures.get(i, [])
@@ -494,10 +425,10 @@ def run_gate(
                     sample.extend(found)
                 yield plan
 
-    write_jsonl(ctx.path("plans", "validated.jsonl"), out())
+    folder.write_jsonl("plans/validated.jsonl", out())
     top = summarize_failures(sample)
-    write_json(
-        ctx.path("validation.json"),
+    folder.write_json(
+        "validation.json",
         {"checks": validator.summary(), "top_failures": top, "counts": dict(counts)},
     )
     log.info(
@@ -507,25 +438,3 @@ def run_gate(
         dict(list(top.items())[:3]),
     )
     return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
-
-
-def validate_stage(
-    ctx: Any, specs: dict[str, ObjectSpec], schema: LiveSchema, chunk_size: int = 5000
-) -> dict[str, Any]:
-    """Leads/contacts: ``sf_rejected``/``lg_rejected`` on each failing plan."""
-
-    def mark(plan: dict[str, Any], found: list[Failure], counts: Counter) -> None:
-        plan["sf_rejected"] = [f.to_dict() for f in found if f.target == "salesforce"]
-        plan["lg_rejected"] = [f.to_dict() for f in found if f.target == "leadgen"]
-        counts["sf_checked"] += bool(plan.get("sf_op"))
-        counts["lg_checked"] += bool(plan.get("lg_op"))
-        counts["sf_rejected"] += bool(plan["sf_rejected"])
-        counts["lg_rejected"] += bool(plan["lg_rejected"])
-
-    return run_gate(
-        ctx,
-        lambda chunk, validator: validate_plans(chunk, specs, schema, validator),
-        mark,
-        label="people",
-        chunk_size=chunk_size,
-    )

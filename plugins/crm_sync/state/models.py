@@ -46,6 +46,16 @@ class Link(Base):
         Index("ix_links_domain_sf_id", "domain", "sf_id"),
     )
 
+    def as_dict(self) -> dict[str, Any]:
+        """The link as the JSON the stages hand each other."""
+        return {
+            "lg_id": self.lg_id,
+            "sf_id": self.sf_id,
+            "sf_object": self.sf_object,
+            "status": self.status,
+            "synced_values": dict(self.synced_values or {}),
+        }
+
 
 class LinkEvent(Base):
     """History of a link: created, converted, merged, deactivated, relinked, undeleted, ..."""

@@ -1,0 +1,286 @@
+"""Load: write the validated plans to each side, in batches, keeping every per-record result.
+
+Lead Gen & CRM first (creates give the lead ids that Salesforce records must point back to),
+then Salesforce. Every write is keyed so a rerun writes nothing twice:
+
+* Salesforce creates are upserts on the record-link external id (the Lead Gen & CRM id);
+  updates target the linked id.
+* Lead Gen & CRM creates that hit "301 entry already exists" (a rerun after a crash) resolve to
+  the existing lead by email; updates that change nothing come back as "302 no change".
+* Results are appended after each batch (:class:`~crm_sync.pipeline.results.ResultLog`); a
+  retried task skips the plans whose result is already recorded.
+
+Rows rejected by the validate stage are not written; the record stage quarantines them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from crm_sync.errors import BudgetExhaustedError
+from crm_sync.mapping.models import ObjectSpec
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.files import DiskIndex, chunked
+from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
+from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
+
+if TYPE_CHECKING:
+    from crm_sync.clients.leadgen import LeadGenClient
+    from crm_sync.clients.salesforce import SalesforceClient
+    from crm_sync.tasks import TaskRuntime
+
+log = logging.getLogger(__name__)
+
+LG_BATCH = 500
+SF_BATCH = 2000  # the client switches to Bulk API 2.0 above its own threshold
+CHUNK = 2000
+
+
+def _plans(ctx: RunContext) -> Iterator[dict[str, Any]]:
+    yield from ctx.folder.read_jsonl("plans/validated.jsonl")
+
+
+def load_leadgen(rt: TaskRuntime) -> dict[str, Any]:
+    ctx, lg = rt.run, rt.leadgen
+    results = ResultLog(ctx.folder, "lg")
+    done = results.done()
+    counts: Counter = Counter(skipped_already_done=len(done))
+
+    def todo(op: str | None = None) -> Iterator[dict[str, Any]]:
+        # Streamed from the run folder (read once per operation): memory stays bounded whatever
+        # the size of the run.
+        for p in _plans(ctx):
+            if p.get("lg_op") and not p.get("lg_rejected") and p["pair"] not in done:
+                if op is None or p["lg_op"] == op:
+                    yield p
+
+    if ctx.dry_run:
+        for p in todo():
+            counts[f"would_{p['lg_op']}"] += 1
+        log.info("load leadgen (dry run): nothing written; would %s", dict(counts))
+        return {"counts": dict(counts)}
+    for op in ("create", "update"):
+        for batch in chunked(todo(op), LG_BATCH):
+            rows = _write_leads(lg, op, batch)
+            for r in rows:
+                counts[f"{op}_{'ok' if r['success'] else 'failed'}"] += 1
+                if r.get("unchanged"):
+                    counts["unchanged"] += 1
+            results.append(rows)
+    log.info(
+        "load leadgen: %s api_calls=%d",
+        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        lg.api_calls,
+    )
+    return {"counts": dict(counts)}
+
+
+def _write_leads(lg: LeadGenClient, op: str, batch: list[dict[str, Any]]) -> list[ResultRow]:
+    payloads = [p["lg_payload"] for p in batch]
+    answers = lg.create_leads(payloads) if op == "create" else lg.update_leads(payloads)
+    rows: list[ResultRow] = []
+    dup_emails: dict[str, dict[str, Any]] = {}
+    for plan, res in zip(batch, answers, strict=True):
+        if op == "create" and not res.success and res.error_code == "301":
+            dup_emails[str(plan["lg_payload"].get("emailAddress", "")).lower()] = plan
+            continue
+        rows.append(result_row(plan["pair"], "leadgen", op, res))
+    if dup_emails:
+        rows.extend(_adopt_existing(lg, op, dup_emails))
+    if op == "create":
+        # Read the new leads back: Lead Gen & CRM fills defaults (score 0, flags) that the
+        # Salesforce side must get in this run, or the next run would see a change.
+        created = {str(r["id"]): r for r in rows if r["success"] and r.get("id")}
+        for lead in lg.get_leads_by_ids(list(created)) if created else []:
+            created[str(lead["id"])]["record"] = lead  # type: ignore[typeddict-unknown-key]
+    return rows
+
+
+def _adopt_existing(
+    lg: LeadGenClient, op: str, dup_emails: dict[str, dict[str, Any]]
+) -> list[ResultRow]:
+    """301: the lead exists already (a rerun after a crash, or a race): adopt it."""
+    existing = {
+        str(r.get("emailAddress", "")).lower(): r for r in lg.get_leads_by_emails(list(dup_emails))
+    }
+    rows = []
+    for email, plan in dup_emails.items():
+        found = existing.get(email)
+        if found is not None:
+            rows.append(
+                outcome_row(plan["pair"], "leadgen", op, id=str(found["id"]), already_existed=True)
+            )
+        else:
+            rows.append(
+                outcome_row(
+                    plan["pair"],
+                    "leadgen",
+                    op,
+                    id=None,
+                    success=False,
+                    error_code="301",
+                    error_message="entry already exists and could not be found by email",
+                    error_fields=["emailAddress"],
+                    already_existed=False,
+                )
+            )
+    return rows
+
+
+def _link_back(
+    plans: list[dict[str, Any]], created: dict[str, dict[str, Any]], rctx: ReconcileContext
+) -> None:
+    """Plans for Salesforce records whose leads were just created from them: point each at its
+    lead (record link) and take the values Lead Gen & CRM filled in itself (push fields such as
+    the default score). Reconciled in one pass per chunk (not record by record); each plan gets
+    ``agreed_extra``, the canonical values both sides agree on once the write succeeds."""
+    for chunk in chunked(plans, CHUNK):
+        pairs = []
+        for plan in chunk:
+            new = created[plan["pair"]]
+            pairs.append(
+                {
+                    "pair": plan["pair"],
+                    "lg": new.get("record") or {"id": new["id"]},
+                    "sf": plan.get("sf_record") or {"Id": plan["sf_id"]},
+                    "sf_object": plan["sf_object"],
+                    "match": "new",
+                    "link": {
+                        "lg_id": new["id"],
+                        "sf_id": plan["sf_id"],
+                        "synced_values": dict(plan.get("agreed_if_lg") or {}),
+                    },
+                }
+            )
+        by_pair = {p.pair: p for p in reconcile(pairs, rctx)}
+        for plan in chunk:
+            again = by_pair[plan["pair"]]
+            plan["sf_op"] = plan.get("sf_op") or "update"
+            plan["sf_payload"] = {
+                **(plan.get("sf_payload") or {}),
+                **again.sf_payload,
+                "Id": plan["sf_id"],
+            }
+            plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
+            plan["agreed_extra"] = {**again.agreed_now, **again.agreed_if_sf}
+
+
+class _SalesforceWork:
+    """The Salesforce writes still to do, streamed from the run folder in chunks; records whose
+    lead was created from them a moment ago get the link back (and Lead Gen & CRM's defaults)."""
+
+    def __init__(self, rt: TaskRuntime, done: set[str]):
+        from crm_sync.domains.people.plan import reconcile_context
+
+        self.ctx, self.specs, self.done = rt.run, rt.specs, done
+        self.rctx = reconcile_context(rt)
+        self.created = DiskIndex(self.ctx.scratch("load/lg_created.db"))
+        self.created.put_many(
+            (r["pair"], r)
+            for r in ResultLog(self.ctx.folder, "lg").rows()
+            if r["op"] == "create" and r["success"] and r.get("id")
+        )
+
+    def todo(self, sobject: str | None = None, op: str | None = None) -> Iterator[dict[str, Any]]:
+        for chunk in chunked(_plans(self.ctx), CHUNK):
+            chunk = [
+                p
+                for p in chunk
+                if p["pair"] not in self.done
+                and not p.get("sf_rejected")
+                and (sobject is None or p["sf_object"] == sobject)
+            ]
+            linking = [
+                p
+                for p in chunk
+                if p.get("sf_id")
+                and self.specs[p["sf_object"]].record_link
+                and p["pair"] in self.created
+            ]
+            if linking and op != "create":  # link-backs are updates
+                _link_back(linking, self.created.get_many(p["pair"] for p in linking), self.rctx)
+            for p in chunk:
+                if p.get("sf_op") and (op is None or p["sf_op"] == op):
+                    yield p
+
+    def close(self) -> None:
+        self.created.close()
+
+
+def load_salesforce(rt: TaskRuntime) -> dict[str, Any]:
+    """Creates (upserts on the record link) and updates, per object, streamed from the run
+    folder in chunks."""
+    ctx, sf = rt.run, rt.salesforce
+    results = ResultLog(ctx.folder, "sf")
+    work = _SalesforceWork(rt, results.done())
+    counts: Counter = Counter(skipped_already_done=len(work.done))
+    try:
+        if ctx.dry_run:
+            for p in work.todo():
+                counts[f"would_{p['sf_op']}_{p['sf_object']}"] += 1
+            log.info("load salesforce (dry run): nothing written; would %s", dict(counts))
+            return {"counts": dict(counts)}
+        try:
+            _write_all(sf, rt.specs, work, results, counts)
+        except BudgetExhaustedError as exc:
+            # Stop writing cleanly: what was written is recorded; the rest is deferred to the
+            # next run (the watermark does not advance, so it is planned again).
+            log.warning("load salesforce: %s", exc)
+            written = results.done()
+            counts["deferred_by_budget"] = sum(1 for p in work.todo() if p["pair"] not in written)
+            return {"counts": dict(counts), "budget_exhausted": str(exc)}
+    finally:
+        work.close()
+    log.info(
+        "load salesforce: %s api_calls=%d",
+        " ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        sf.api_calls,
+    )
+    return {"counts": dict(counts)}
+
+
+def _write_all(
+    sf: SalesforceClient,
+    specs: dict[str, ObjectSpec],
+    work: _SalesforceWork,
+    results: ResultLog,
+    counts: Counter,
+) -> None:
+    for sobject, spec in specs.items():
+        for op in ("create", "update"):
+            total = sum(1 for _ in work.todo(sobject, op))
+            # Up to the Bulk threshold, one batch per sObject Collections call: as many calls as
+            # letting the client chunk, but results are recorded call by call, so a stop (API
+            # budget, crash) loses nothing that was written.
+            size = SF_BATCH if total > sf.bulk_threshold else sf.collection_size
+            for batch in chunked(work.todo(sobject, op), size):
+                rows = _write_batch(sf, spec, op, batch)
+                for r in rows:
+                    counts[f"{op}_{sobject}_{'ok' if r['success'] else 'failed'}"] += 1
+                results.append(rows)
+
+
+def _write_batch(
+    sf: SalesforceClient, spec: ObjectSpec, op: str, batch: list[dict[str, Any]]
+) -> list[ResultRow]:
+    sobject = spec.salesforce_object
+    payloads = [p["sf_payload"] for p in batch]
+    if op == "create":
+        if spec.record_link:
+            answers = sf.upsert(sobject, spec.record_link.id_field, payloads)
+        else:
+            answers = sf.create(sobject, payloads)
+    else:
+        answers = sf.update(sobject, payloads)
+    rows = []
+    for plan, res in zip(batch, answers, strict=True):
+        row = result_row(
+            plan["pair"], "salesforce", op, res, agreed_extra=plan.get("agreed_extra") or {}
+        )
+        if op == "update" and row["success"] and not row["id"]:
+            row["id"] = plan["sf_payload"].get("Id")
+        rows.append(row)
+    return rows

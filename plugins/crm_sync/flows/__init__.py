@@ -1,1 +1,0 @@
-"""Flows: the task bodies of each DAG, wired to the pipeline stages."""

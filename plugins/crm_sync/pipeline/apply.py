@@ -1,0 +1,251 @@
+"""The shared end of every record stage: apply the run's state changes, store the report, decide
+the run's status (the reject-rate threshold, the API budget), move the watermark, alert.
+
+Every DAG ends here, so these rules hold the same way for all of them:
+
+* state changes of the run (the domain's link changes, quarantine entries in bulk, resolution
+  of the keys that passed) are applied in one transaction: all or nothing; a dry run changes
+  nothing;
+* the threshold counts rows rejected for the first time (``rejected / planned``); a breach fails
+  the run *after* the good rows were loaded, and the watermark stays;
+* a run stopped by the API budget keeps its watermark, is not failed, and raises an alert;
+* the watermark advances only when the run succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from datetime import timedelta
+from typing import Any
+
+from crm_sync.errors import FatalError
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.tally import RunTally, build_report
+from crm_sync.state.store import SyncStore
+
+log = logging.getLogger(__name__)
+
+
+class ThresholdExceeded(FatalError):
+    """The share of rejected rows is above the limit; the good rows were loaded."""
+
+
+def prior_keys(ctx: RunContext, store: SyncStore, directions: tuple[str, ...]) -> frozenset:
+    """(direction, record key) of every row in the quarantine before this run: failing again is
+    not news (see :class:`~crm_sync.pipeline.tally.RunTally`)."""
+    return frozenset(
+        (direction, key)
+        for direction in directions
+        for key in store.retry_keys(ctx.dag_id, direction, include_parked=True)
+    )
+
+
+def new_tally(ctx: RunContext, store: SyncStore, directions: tuple[str, ...]) -> RunTally:
+    return RunTally(dry_run=ctx.dry_run, prior=prior_keys(ctx, store, directions))
+
+
+class StateChanges:
+    """The record stage's changes to links and held items. Inside :func:`record_run` they go to
+    the store within the run's one transaction; in a dry run they go nowhere. First pairings and
+    synced values are buffered and written in bulk (bounded: flushed every :attr:`FLUSH` rows)."""
+
+    FLUSH = 2000
+
+    def __init__(self, ctx: RunContext, store: SyncStore, tally: RunTally):
+        self.ctx, self.store, self.tally = ctx, store, tally
+        self.live = not ctx.dry_run
+        self._new_links: dict[str, list[dict[str, Any]]] = {}
+        self._values: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def add_link(
+        self,
+        domain: str,
+        lg_id: str,
+        sf_object: str,
+        sf_id: str,
+        values: Mapping[str, Any],
+        event: str,
+    ) -> None:
+        """A first pairing (never steals a lead already linked to another record: see
+        :meth:`SyncStore.add_links`; refusals are counted as ``links.refused_duplicate``)."""
+        rows = self._new_links.setdefault(domain, [])
+        rows.append(
+            {
+                "lg_id": lg_id,
+                "sf_object": sf_object,
+                "sf_id": sf_id,
+                "synced_values": dict(values),
+                "event": event,
+            }
+        )
+        if len(rows) >= self.FLUSH:
+            self._flush_links(domain)
+
+    def synced_values(self, domain: str, lg_id: str, values: Mapping[str, Any]) -> None:
+        """Values both sides agree on now, merged into the link's last synced values."""
+        bucket = self._values.setdefault(domain, {})
+        bucket[lg_id] = {**bucket.get(lg_id, {}), **values}
+        if len(bucket) >= self.FLUSH:
+            self._flush_values(domain)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Any other store change (``upsert_link``, ``set_link_status``, ``delete_link``,
+        ``hold``, ``release``), applied now inside the transaction."""
+        if self.live:
+            getattr(self.store, method)(*args, **kwargs)
+
+    def _flush_links(self, domain: str) -> None:
+        rows = self._new_links.pop(domain, [])
+        if self.live and rows:
+            linked = self.store.add_links(domain, rows, self.ctx.run_id)
+            self.tally.links["refused_duplicate"] += len(rows) - linked
+
+    def _flush_values(self, domain: str) -> None:
+        values = self._values.pop(domain, {})
+        if self.live and values:
+            self.store.update_synced_values(domain, values, self.ctx.run_id)
+
+    def flush(self) -> None:
+        for domain in list(self._new_links):
+            self._flush_links(domain)
+        for domain in list(self._values):
+            self._flush_values(domain)
+
+
+def _quarantine(ctx: RunContext, store: SyncStore, tally: RunTally) -> int:
+    """Store the run's quarantine entries in bulk and resolve every key that passed and was not
+    refused again in this run; return how many rows were resolved."""
+    store.quarantine_many([e.to_dict() for e in tally.quarantine])
+    refused = {(e.direction, e.record_key) for e in tally.quarantine}
+    resolved = 0
+    for direction, keys in sorted(tally.passed.items()):
+        resolved += store.resolve_quarantine(
+            ctx.dag_id, direction, {k for k in keys if (direction, k) not in refused}, ctx.run_id
+        )
+    return resolved
+
+
+def record_run(
+    ctx: RunContext,
+    store: SyncStore,
+    *,
+    stream: str,
+    directions: tuple[str, ...],
+    summaries: Mapping[str, Any],
+    walk: Callable[[RunTally, StateChanges], None],
+    extracted: Mapping[str, Any],
+    extra: Callable[[RunTally], Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The record stage of every DAG: ``walk`` (the domain's) tells the tally what became of each
+    row and makes its state changes; the spine applies them with the quarantine in one
+    transaction, builds the report and finishes the run (threshold, watermark, alerts)."""
+    tally = new_tally(ctx, store, directions)
+    resolved = 0
+    with nullcontext() if ctx.dry_run else store.batch():
+        changes = StateChanges(ctx, store, tally)
+        walk(tally, changes)
+        changes.flush()
+        if not ctx.dry_run:
+            resolved = _quarantine(ctx, store, tally)
+    report = build_report(
+        ctx,
+        tally,
+        extracted=extracted,
+        summaries=summaries,
+        resolved=resolved,
+        extra=extra(tally) if extra else None,
+    )
+    return finish(ctx, store, report, stream=stream, summaries=summaries)
+
+
+def _status(ctx: RunContext, report: Mapping[str, Any], stopped: list[str]) -> str:
+    if ctx.dry_run:
+        return "dry_run"
+    if report.get("reject_rate", 0.0) > ctx.max_reject_rate:
+        return "threshold_exceeded"
+    if stopped:
+        return "budget_exhausted"
+    return "success"
+
+
+def _breach_message(ctx: RunContext, report: Mapping[str, Any]) -> str:
+    top = report.get("validation", {}).get("top_failures", {}) or {}
+    top_checks = ", ".join(f"{k} ({v})" for k, v in list(top.items())[:3]) or ", ".join(
+        sorted({q["check"] for q in report.get("quarantine_examples", [])})[:3]
+    )
+    return (
+        f"{report['rejected_rows']} of {report['planned_rows']} rows rejected "
+        f"({report['reject_rate']:.1%} > limit {ctx.max_reject_rate:.1%}); good rows were loaded. "
+        f"Top failing checks: {top_checks or 'see report'}. Full report: "
+        f"{ctx.folder.local_path('report.json')} and the quarantine in the sync state store "
+        f"(run {ctx.run_id})."
+    )
+
+
+def finish(
+    ctx: RunContext,
+    store: SyncStore,
+    report: dict[str, Any],
+    *,
+    stream: str,
+    summaries: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store the report, advance the watermark when the run succeeded, enforce the threshold."""
+    from crm_sync.budget import current_budget
+
+    api = report.get("api_calls", {})
+    stopped = [
+        s["budget_exhausted"]
+        for s in (summaries or {}).values()
+        if isinstance(s, Mapping) and s.get("budget_exhausted")
+    ]
+    status = _status(ctx, report, stopped)
+    breached = status == "threshold_exceeded"
+    report["status"] = status
+    report["budget"] = {
+        **current_budget(store).to_dict(),
+        "stopped": stopped[0] if stopped else None,
+    }
+    message = _breach_message(ctx, report) if breached else (stopped[0] if stopped else None)
+    ctx.folder.write_json("report.json", report)
+    store.finish_run(
+        ctx.dag_id,
+        ctx.run_id,
+        status=status,
+        report=report,
+        sf_api_calls=int(api.get("salesforce", 0)),
+        lg_api_calls=int(api.get("leadgen", 0)),
+        message=message,
+    )
+    if status == "success":
+        store.advance_watermark(ctx.dag_id, stream, ctx.window_end, ctx.run_id)
+        from crm_sync.settings import retention_days
+
+        # Resolved problems stay visible for a while (Sync health, lookups), then go.
+        store.purge_old(timedelta(days=retention_days()))
+    log.info(
+        "record: status=%s rows=%s salesforce=%s leadgen=%s links=%s quarantined=%d resolved=%d api_calls=%s",
+        status,
+        report.get("rows"),
+        report.get("salesforce"),
+        report.get("leadgen"),
+        report.get("links"),
+        report.get("quarantined", 0),
+        report.get("quarantine_resolved", 0),
+        api,
+    )
+    if stopped and not breached:
+        # A breach fails the task, and the DAG's failure notifier sends that alert.
+        from crm_sync.alerts import alert_text, send
+
+        send(
+            alert_text(
+                dag_id=ctx.dag_id, run_id=ctx.run_id, status=status, reason=message, report=report
+            ),
+            {"dag_id": ctx.dag_id, "run_id": ctx.run_id, "status": status},
+        )
+    if breached:
+        raise ThresholdExceeded(message)
+    return report

@@ -1,0 +1,171 @@
+"""Run rows (window, status, report, API calls) and per-stream watermarks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_sync.state._common import from_db, to_db, utcnow
+from crm_sync.state.models import Run, Watermark
+
+
+class RunStore:
+    """Run rows (window, status, report, API calls) and per-stream watermarks."""
+
+    session: Callable[[], AbstractContextManager[Session]]
+
+    # -- runs and watermarks ---------------------------------------------------------------
+    def start_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        dry_run: bool,
+        full_resync: bool,
+    ) -> None:
+        """Record that a run started (idempotent: a task retry keeps the same row)."""
+        with self.session() as s:
+            run = s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
+            if run is None:
+                s.add(
+                    Run(
+                        dag_id=dag_id,
+                        run_id=run_id,
+                        window_start=to_db(window_start),
+                        window_end=to_db(window_end),
+                        dry_run=dry_run,
+                        full_resync=full_resync,
+                        started_at=utcnow(),
+                        status="running",
+                        report={},
+                    )
+                )
+            else:
+                run.window_start = to_db(window_start)
+                run.window_end = to_db(window_end)
+                run.status = "running"
+                run.dry_run = dry_run
+                run.full_resync = full_resync
+
+    def finish_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        status: str,
+        report: dict[str, Any],
+        sf_api_calls: int = 0,
+        lg_api_calls: int = 0,
+        message: str | None = None,
+    ) -> None:
+        with self.session() as s:
+            run = s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
+            if run is None:
+                run = Run(dag_id=dag_id, run_id=run_id, started_at=utcnow())
+                s.add(run)
+            run.status = status
+            run.report = report
+            run.sf_api_calls = sf_api_calls
+            run.lg_api_calls = lg_api_calls
+            run.finished_at = utcnow()
+            run.message = message
+
+    def add_run_calls(self, dag_id: str, run_id: str, *, sf: int = 0, lg: int = 0) -> None:
+        """Add one task's API calls to its run as the task finishes, so the 24-hour budget sees
+        the run in progress (``finish_run`` later writes the run's exact totals)."""
+        if not (sf or lg):
+            return
+        with self.session() as s:
+            run = s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
+            if run is None:
+                return
+            run.sf_api_calls = (run.sf_api_calls or 0) + int(sf)
+            run.lg_api_calls = (run.lg_api_calls or 0) + int(lg)
+
+    def get_run(self, dag_id: str, run_id: str) -> Run | None:
+        with self.session() as s:
+            return s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
+
+    def recent_runs(self, dag_id: str | None = None, limit: int = 50) -> list[Run]:
+        with self.session() as s:
+            q = select(Run)
+            if dag_id:
+                q = q.where(Run.dag_id == dag_id)
+            return list(s.scalars(q.order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)))
+
+    def sf_calls_since(self, since: datetime) -> int:
+        """Salesforce API calls recorded by finished runs of any DAG since ``since``."""
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.coalesce(func.sum(Run.sf_api_calls), 0)).where(
+                        Run.started_at >= to_db(since)
+                    )
+                )
+                or 0
+            )
+
+    def get_watermark(self, dag_id: str, stream: str) -> datetime | None:
+        with self.session() as s:
+            wm = s.scalar(
+                select(Watermark).where(Watermark.dag_id == dag_id, Watermark.stream == stream)
+            )
+            return from_db(wm.high_water) if wm else None
+
+    def advance_watermark(
+        self, dag_id: str, stream: str, high_water: datetime, run_id: str | None
+    ) -> datetime:
+        """Move the watermark forward (never backwards: a backfill of old hours must not rewind it)."""
+        hw = to_db(high_water)
+        with self.session() as s:
+            wm = s.scalar(
+                select(Watermark).where(Watermark.dag_id == dag_id, Watermark.stream == stream)
+            )
+            if wm is None:
+                s.add(
+                    Watermark(
+                        dag_id=dag_id,
+                        stream=stream,
+                        high_water=hw,
+                        run_id=run_id,
+                        updated_at=utcnow(),
+                    )
+                )
+                return from_db(hw)
+            if hw > wm.high_water:
+                wm.high_water = hw
+                wm.run_id = run_id
+                wm.updated_at = utcnow()
+            return from_db(wm.high_water)
+
+    def covered_until(self, dag_id: str) -> datetime | None:
+        """End of the newest successfully synced window of ``dag_id`` (any stream)."""
+        with self.session() as s:
+            v = s.scalar(select(func.max(Watermark.high_water)).where(Watermark.dag_id == dag_id))
+            return from_db(v)
+
+    def window_done(self, dag_id: str, window_start: datetime, window_end: datetime) -> bool:
+        """True when a successful, non-dry run of ``dag_id`` covered [window_start, window_end)."""
+        with self.session() as s:
+            run = s.scalar(
+                select(Run.id)
+                .where(
+                    Run.dag_id == dag_id,
+                    Run.status.in_(("success", "threshold_exceeded")),
+                    Run.dry_run.is_(False),
+                    Run.window_start <= to_db(window_start),
+                    Run.window_end >= to_db(window_end),
+                )
+                .limit(1)
+            )
+            if run is not None:
+                return True
+            wm = s.scalar(select(func.max(Watermark.high_water)).where(Watermark.dag_id == dag_id))
+            return wm is not None and wm >= to_db(window_end)
