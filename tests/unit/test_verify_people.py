@@ -193,3 +193,17 @@ def test_distinct_people_are_not_duplicates(store) -> None:
     fk.link(store, "1", L1)
     fk.link(store, "2", L2)
     assert kinds(people.duplicates(fk.sources(sf, lg, store))) == []
+
+
+def test_a_quarantined_lead_explains_its_record_linked_to_it(store) -> None:
+    sf = fk.FakeSalesforce(Lead=[fk.sf_person(L1, "1")])
+    fk.link(store, "1", L1)
+    fk.quarantine(store, PEOPLE, "lg:1")
+    assert kinds(people.missing_in_leadgen(fk.sources(sf, fk.FakeLeadGen(), store))) == []
+
+
+def test_inactive_leads_are_never_expected_in_salesforce_even_if_listed(store) -> None:
+    lg = fk.FakeLeadGen([fk.lead("1", active="0"), fk.lead("2")])
+    lg.get_leads = lambda where=None, fields=None: iter(lg.leads)  # an account that lists all
+    found = missing(fk.sources(fk.FakeSalesforce(), lg, store))
+    assert found == [("missing_in_salesforce", ("2",), ())]

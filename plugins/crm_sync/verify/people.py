@@ -108,11 +108,12 @@ def _missing_in_leadgen_chunk(src: Sources, chunk: list[tuple[Any, ...]]) -> Ite
     want_emails = {r[3] for r in unlinked if r[3] and not snap.has("lg_lead", "email", r[3])}
     elsewhere = src.leads_anywhere(want_ids, want_emails)
     for sid, sobject, lgid, email, linked, others in chunk:
-        if src.quarantined(PEOPLE, f"sf:{sid}"):
+        leads = linked.split(",") if linked else []
+        if src.quarantined(PEOPLE, f"sf:{sid}", *(f"lg:{i}" for i in leads)):
             continue
-        if linked:
-            gone = [i for i in linked.split(",") if i in want_ids and i not in elsewhere]
-            if len(gone) == len(linked.split(",")):
+        if leads:
+            gone = [i for i in leads if i in want_ids and i not in elsewhere]
+            if len(gone) == len(leads):
                 why = f"linked to lead {', '.join(gone)}, which does not exist in Lead Gen & CRM"
                 yield Violation("missing_in_leadgen", why, tuple(gone), (sid,))
             continue

@@ -80,12 +80,14 @@ class Sources:
         return True
 
     def load_leads(self) -> None:
-        """Every active lead (getLeads without a filter returns active leads only)."""
+        """Every active lead. getLeads without a filter returns active leads only; the filter
+        here keeps that true should an account answer otherwise."""
         if not self._once("leads"):
             return
         rows = (
             (str(r["id"]), norm_email(r.get("emailAddress")), int(_is_contact(r)), json.dumps(r))
             for r in self.lg.get_leads(where={})
+            if str(r.get("active", "1")).strip() != "0"
         )
         n = self.snap.insert("lg_lead", ("id", "email", "is_contact", "rec"), rows)
         self.read["leadgen_leads"] += n
