@@ -69,6 +69,8 @@ class Options:
         names = [c for c in CHECKS if not self.checks or c in self.checks]
         if self.dags:
             names = [c for c in names if CHECKS[c] in ("", *self.dags)]
+            if not any(LINK_DOMAINS[d] for d in self.dags):
+                names = [c for c in names if c != "links"]  # engagement keeps no links
         return names
 
 
