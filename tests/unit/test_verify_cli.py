@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,17 @@ from tests.unit.test_verify_fakes import (
 )
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``main`` configures the root logger, as a command line does; give pytest its own back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
 
 L1 = sf_id("00Q", 1)
 
@@ -144,14 +156,21 @@ def test_a_missing_store_is_a_checker_error_and_is_not_created(world, tmp_path, 
     assert not missing.exists()
 
 
-def test_connection_errors_exit_2_without_secrets(world, monkeypatch) -> None:
+@pytest.mark.parametrize("verbose", [False, True])
+def test_connection_errors_exit_2_without_secrets(world, monkeypatch, verbose) -> None:
     def refuse(conn_id):
         raise AuthError("login refused at https://h/pubapi/v1.2/?accountID=A&secretKey=S3CRETKEY")
 
     monkeypatch.setattr(_lib, "leadgen_client", refuse)
-    code, _, err = run()
+    # Debug logging on (as another tool or test may leave it): the traceback is logged too.
+    logging.getLogger("crm_sync.verify").setLevel(logging.DEBUG)
+    try:
+        code, _, err = run(*(["-v"] if verbose else []))
+    finally:
+        logging.getLogger("crm_sync.verify").setLevel(logging.NOTSET)
     assert code == 2
-    assert "AuthError: login refused" in err
+    assert "crm_sync.verify: error: AuthError: login refused" in err
+    assert "Traceback" in err  # the debug traceback is there, redacted
     assert "S3CRETKEY" not in err
 
 

@@ -50,7 +50,7 @@ from crm_sync.pipeline.transform import (
     canonicalize_salesforce,
     is_blank,
 )
-from crm_sync.redact import redact_text
+from crm_sync.redact import SecretsFilter, redact_text
 from crm_sync.runtime import DEFAULT_CONN_IDS, leadgen_client, salesforce_client, state_url
 from crm_sync.state.models import Link, QuarantineItem
 from crm_sync.state.store import SyncStore
@@ -98,6 +98,7 @@ __all__ = [
     "ObjectSpec",
     "OwnerMap",
     "RetriableError",
+    "SecretsFilter",
     "SyncError",
     "SyncStore",
     "canonicalize_leadgen",

@@ -10,6 +10,7 @@ import argparse
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,12 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _log_to(stream: TextIO, verbose: bool) -> None:
+    """Logs to ``stream`` (stderr), through a filter that removes secret shapes (the Lead Gen &
+    CRM secret key travels in URLs)."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         stream=stream,
         format="%(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_lib.SecretsFilter())
 
 
 def main(
@@ -133,7 +138,9 @@ def main(
             out.flush()
             return EXIT_VIOLATIONS if report.total else EXIT_OK
     except Exception as exc:  # every failure of the checker itself is exit code 2, said once
-        log.debug("checker failed", exc_info=True)
+        # The traceback repeats the message: it is redacted as text, never logged raw.
+        trace = "".join(traceback.format_exception(exc))
+        log.debug("checker failed:\n%s", _lib.redact_text(trace))
         err.write(f"crm_sync.verify: error: {_lib.redact_text(f'{type(exc).__name__}: {exc}')}\n")
         return EXIT_ERROR
     finally:
