@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,11 +116,8 @@ def writes(c: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
 
 
 def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def found(lines: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -99,11 +100,8 @@ def run(*argv: str) -> tuple[int, str, str]:
 
 
 def dump(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def test_clean_systems_exit_0_and_nothing_is_written(world) -> None:
