@@ -42,6 +42,9 @@ sandboxes: setup ## only the two sandboxes, seeded, in the foreground (Ctrl-C st
 bench: setup ## run the benchmarks (prints figures; see docs/benchmarks.md)
 	$(ENV) for b in bench/bench_*.py; do echo "== $$b"; $(VENV_PY) $$b || exit 1; done
 
+verify: setup ## check the sync's invariants in both systems and the state store, read only (VERIFY_ARGS="--json --dag ...")
+	$(ENV) PYTHONPATH=plugins $(VENV_PY) -m crm_sync.verify $(VERIFY_ARGS)
+
 lock: setup ## recompile requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
 
