@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -77,6 +77,11 @@ class LinkStore:
             if status:
                 q = q.where(Link.status == status)
             return list(s.scalars(q.order_by(Link.id)))
+
+    def iter_links(self, batch: int = 2000) -> Iterator[Link]:
+        """Every link of every domain and status, streamed ``batch`` rows at a time."""
+        with self.session() as s:
+            yield from s.scalars(select(Link).order_by(Link.id).execution_options(yield_per=batch))
 
     def count_links(self, domain: str, status: str | None = "active") -> int:
         with self.session() as s:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -136,6 +136,23 @@ class QueueStore:
             if limit:
                 q = q.limit(limit)
             return list(s.scalars(q))
+
+    def iter_quarantine(self, batch: int = 2000) -> Iterator[Any]:
+        """Every quarantine row (id, DAG, key, ids, status, reason columns), streamed."""
+        cols = (
+            QuarantineItem.id,
+            QuarantineItem.dag_id,
+            QuarantineItem.record_key,
+            QuarantineItem.lg_id,
+            QuarantineItem.sf_id,
+            QuarantineItem.status,
+            QuarantineItem.category,
+            QuarantineItem.check,
+            QuarantineItem.message,
+        )
+        with self.session() as s:
+            q = select(*cols).order_by(QuarantineItem.id).execution_options(yield_per=batch)
+            yield from s.execute(q)
 
     def retry_keys(self, dag_id: str, direction: str, *, include_parked: bool = False) -> list[str]:
         """Source record keys that the next run must re-read and retry."""

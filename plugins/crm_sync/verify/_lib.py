@@ -5,9 +5,8 @@ it is imported here and nowhere else in :mod:`crm_sync.verify`, so a moved funct
 one line at merge time. Public, stable APIs are preferred: :class:`SyncStore` methods, the
 clients' methods, the mapping loader and models, the canonical transform.
 
-Two helpers read the store below its method API (:func:`iter_links`, :func:`iter_quarantine`):
-``SyncStore.all_links`` and ``SyncStore.quarantined`` return whole lists, and the checker must stay
-within bounded memory on a large store. They only ever ``SELECT``.
+The store is read through its streaming methods (``SyncStore.iter_links``,
+``SyncStore.iter_quarantine``), so the checker stays within bounded memory on a large store.
 """
 
 from __future__ import annotations
@@ -18,14 +17,16 @@ from collections.abc import Iterable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from crm_sync.clients.salesforce import to_18
-from crm_sync.domains.engagement import EVENT_SOURCES, normalize_event, task_key
-from crm_sync.domains.engagement import HELD_KIND as EVENT_HELD_KIND
-from crm_sync.domains.engagement import load_spec as load_engagement_spec
-from crm_sync.domains.opportunities import (
+from crm_sync.domains.engagement import DEFINITION as ENGAGEMENT
+from crm_sync.domains.engagement.events import normalize_event, task_key
+from crm_sync.domains.engagement.rules import DAG_ID as DAG_ENGAGEMENT
+from crm_sync.domains.engagement.rules import EVENT_SOURCES
+from crm_sync.domains.engagement.rules import HELD_KIND as EVENT_HELD_KIND
+from crm_sync.domains.engagement.spec import load_spec as load_engagement_spec
+from crm_sync.domains.opportunities.rules import (
     ACCOUNT_SYSTEM_FIELDS,
     DOMAIN_ACCOUNT,
     DOMAIN_MEMBERSHIP,
@@ -33,35 +34,32 @@ from crm_sync.domains.opportunities import (
     DOMAIN_PERSON,
     OPP_SYSTEM_FIELDS,
     ROLE_FIELDS,
-    load_stage_map,
 )
-from crm_sync.domains.opportunities import HELD_KIND as ROLE_HELD_KIND
+from crm_sync.domains.opportunities.rules import DAG_ID as DAG_OPPORTUNITIES
+from crm_sync.domains.opportunities.rules import HELD_KIND as ROLE_HELD_KIND
+from crm_sync.domains.opportunities.stages import load_stage_map
+from crm_sync.domains.people.rules import DAG_ID as DAG_PEOPLE
+from crm_sync.domains.people.rules import LG_CONTACT_STATUSES, sf_fields
+from crm_sync.domains.people.rules import SPEC_NAMES as PERSON_SPECS
 from crm_sync.errors import ConfigError, FatalError, RetriableError, SyncError
 from crm_sync.mapping.loader import load_object_spec, spec_path
 from crm_sync.mapping.models import BlankPolicy, Direction, FieldMapping, ObjectSpec
 from crm_sync.mapping.owners import OwnerMap
 from crm_sync.mapping.schema import LiveSchema
-from crm_sync.pipeline.extract import sf_fields
-from crm_sync.pipeline.prepare import PERSON_SPECS, read_live_schema, resolve_owners
+from crm_sync.pipeline.prepare import read_live_schema, resolve_owners
 from crm_sync.pipeline.transform import (
     INVALID,
-    LG_CONTACT_STATUSES,
     canonicalize_leadgen,
     canonicalize_salesforce,
     is_blank,
 )
 from crm_sync.redact import SecretsFilter, redact_text
 from crm_sync.runtime import DEFAULT_CONN_IDS, leadgen_client, salesforce_client, state_url
-from crm_sync.state.models import Link, QuarantineItem
 from crm_sync.state.store import SyncStore
 
 log = logging.getLogger(__name__)
 
-# DAG ids and watermark streams (flows/*.py and dags/*.py name them).
-DAG_PEOPLE = "sync_leads_contacts"
-DAG_OPPORTUNITIES = "sync_opportunities"
-DAG_ENGAGEMENT = "sync_engagement_activities"
-ENGAGEMENT_STREAM = "engagement"
+ENGAGEMENT_STREAM = ENGAGEMENT.stream
 # Statuses of held items (state/models.py: HeldItem) that mean "the sync decided not to write
 # this yet, or at all": everything but ``delivered``.
 HELD_NOT_DELIVERED = ("held", "dropped", "superseded", "quarantined")
@@ -179,26 +177,8 @@ def open_store_read_only(conn_id: str) -> SyncStore:
 
 
 def iter_links(store: SyncStore, batch: int = 2000) -> Iterator[Any]:
-    """Every link of every domain and status, streamed ``batch`` rows at a time."""
-    with store.session() as s:
-        q = select(Link).order_by(Link.id).execution_options(yield_per=batch)
-        yield from s.scalars(q)
+    return store.iter_links(batch)
 
 
 def iter_quarantine(store: SyncStore, batch: int = 2000) -> Iterator[Any]:
-    """Every quarantine row (id, DAG, key, ids, reason columns, status), streamed."""
-    cols = (
-        QuarantineItem.id,
-        QuarantineItem.dag_id,
-        QuarantineItem.record_key,
-        QuarantineItem.lg_id,
-        QuarantineItem.sf_id,
-        QuarantineItem.status,
-        QuarantineItem.category,
-        QuarantineItem.check,
-        QuarantineItem.message,
-    )
-    with store.session() as s:
-        yield from s.execute(
-            select(*cols).order_by(QuarantineItem.id).execution_options(yield_per=batch)
-        )
+    return store.iter_quarantine(batch)
