@@ -5,6 +5,8 @@ break is visible the way a real client reads it (SOQL, describe, the Metadata AP
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sf_sandbox_helpers import USERNAME
 from simple_salesforce import format_soql
@@ -237,3 +239,34 @@ def test_access_objects_are_read_only_through_the_api(sf):
     with pytest.raises(SalesforceMalformedRequest) as exc_info:
         sf.PermissionSet.create({"Name": "Mine", "Label": "Mine"})
     assert exc_info.value.content[0]["errorCode"] == "INSUFFICIENT_ACCESS_OR_READONLY"
+
+
+def test_admin_cli_breaks_each_requirement(sandbox_env, admin, client, capsys):
+    from sandbox.salesforce.cli import main
+
+    def cli(*argv: str) -> tuple[int, object]:
+        code = main(["--url", sandbox_env.base_url, "--ca", str(sandbox_env.ca_file), *argv])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, org = cli("org", "--edition", "Developer Edition")
+    assert code == 0 and (org["edition"], org["api_enabled"]) == ("Developer Edition", True)
+    code, org = cli(
+        "profile", INTEGRATION, "--api-only", "false", "--session-level", "HIGH_ASSURANCE"
+    )
+    profile = next(p for p in org["profiles"] if p["Name"] == INTEGRATION)
+    assert (profile["PermissionsApiUserOnly"], profile["requiredSessionLevel"]) == (
+        False,
+        "HIGH_ASSURANCE",
+    )
+    code, fls_row = cli("fls", "Lead.LeadGen_URL__c", "--profile", INTEGRATION, "--access", "read")
+    assert fls_row == {**fls_row, "read": True, "edit": False}
+    code, field = cli("change-field", "Lead", "LeadGen_Id__c", "--unique", "false")
+    assert field["unique"] is False and field["externalId"] is True
+    sally = next(u for u in admin.get("/users")["users"] if u["Email"].startswith("sally."))
+    assert cli("user", sally["Id"], "--active", "false")[0] == 0
+    code, rule = cli("fault-rule", "DROP_AFTER", "--step", "close")
+    assert rule["rules"] == [{**rule["rules"][0], "fault": "DROP_AFTER", "step": "close"}]
+    client.create("Lead", [{"LastName": "W", "Company": "C"}])
+    code, log = cli("writes", "--entries", "--object", "Lead")
+    assert log["by_object"]["Lead"]["created"] == 1 and len(log["entries"]) == 1
+    assert cli("org", "--edition", "Nope Edition")[0] == 1
