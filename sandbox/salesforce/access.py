@@ -281,8 +281,13 @@ class AccessModel:
 
     def not_editable(self, user_id: str, obj: ObjectDef) -> frozenset[str]:
         """Names of the fields of ``obj`` the user may not create or update (lower-cased)."""
-        return frozenset(
-            f.lower() for f, (_r, edit) in self.field_access(user_id, obj).items() if not edit
+        if obj.name not in DATA_OBJECTS:
+            return frozenset()
+        return self._cached(
+            ("locked", user_id, obj.name),
+            lambda: frozenset(
+                f.lower() for f, (_r, edit) in self.field_access(user_id, obj).items() if not edit
+            ),
         )
 
     def session_setting(self, full_name: str) -> dict[str, Any] | None:
