@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .access_schema import ACCESS_OBJECTS, PERMISSIONS
 from .dml import Ctx
 from .ids import make_id, normalize_id
-from .schema import DATA_OBJECTS, FieldDef, ObjectDef
+from .schema import DATA_OBJECTS, ObjectDef
 from .storage import q, table_name
 
 if TYPE_CHECKING:
@@ -362,7 +362,3 @@ def field_key(spec: str) -> tuple[str, str]:
     if not sep or not obj or not field:
         raise AccessError(f"a field is named Object.Field, got {spec!r}")
     return obj, field
-
-
-def permissionable(field: FieldDef | None) -> bool:
-    return field is not None and field.permissionable

@@ -4,8 +4,8 @@ Chaos tests read it to prove that no write was made twice: after a run with drop
 connections, lost answers and expired sessions, ``created`` for an object must equal the
 number of records the client was asked to create. Entries are counted when the transaction
 that wrote them commits (an ``allOrNone`` rollback counts nothing). Besides the counters the
-log keeps the last 200,000 entries ``(object, op, id, channel)`` so a test can find a record
-written twice. Kept in memory: cleared by reset and ``DELETE /__sandbox__/writes``, lost on
+log keeps the last 200,000 entries ``(object, op, id, channel)`` so a test can see which
+records a call wrote. Kept in memory: cleared by reset and ``DELETE /__sandbox__/writes``, lost on
 restart.
 """
 
@@ -62,10 +62,3 @@ class WriteLog:
                     if (obj is None or o.lower() == obj.lower()) and (op is None or p == op)
                 ]
             return out
-
-    def written_more_than_once(self, op: str = "created") -> dict[str, int]:
-        """Ids logged more than once for ``op`` (a record created twice cannot happen; this
-        finds updates applied twice)."""
-        with self._lock:
-            counts = collections.Counter(i for _o, p, i, _c in self._entries if p == op)
-        return {i: n for i, n in counts.items() if n > 1}

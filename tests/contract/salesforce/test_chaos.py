@@ -82,6 +82,19 @@ def test_lost_answer_to_a_plain_create_is_never_resent(small, admin):
     assert names_in_org(small) == sorted(f"P{i}" for i in range(7))
 
 
+def test_a_failure_after_a_lost_create_still_reports_the_ambiguity(small, admin):
+    # Chunk 1's answer is lost, chunk 2 keeps failing: re-running the whole call would send
+    # chunk 1 again, so the call must not end in a plain RetriableError.
+    admin.rule(fault="DROP_AFTER", kind="collections", count=1)
+    admin.rule(fault="SERVER_UNAVAILABLE", kind="collections", count=small.max_retries + 1)
+    with pytest.raises(AmbiguousWriteError) as exc_info:
+        small.create("Lead", [{"LastName": f"F{i}", "Company": "C"} for i in range(7)])
+    codes = [r.error_code for r in exc_info.value.results]
+    assert codes == [AMBIGUOUS_CODE] * 5 + ["NOT_PROCESSED"] * 2
+    assert "SERVER_UNAVAILABLE" in exc_info.value.results[5].error_message
+    assert writes(admin)["created"] == 5
+
+
 def test_lost_answer_before_the_write_is_equally_ambiguous(small, admin):
     # DROP closes the connection before the org does anything; the client cannot tell.
     admin.rule(fault="DROP", kind="collections", count=1)

@@ -154,6 +154,14 @@ def test_high_assurance_session_level_is_read_through_the_metadata_api(client, s
     assert exc_info.value.code == "INVALID_TYPE"
 
 
+def test_metadata_read_logs_in_again_after_the_session_expired(client, admin):
+    client.describe("Lead")  # logged in
+    logins = client.calls["login"]
+    admin.post("/sessions/expire")
+    [setting] = client.read_metadata("ProfileSessionSetting", [INTEGRATION])
+    assert setting["fullName"] == INTEGRATION and client.calls["login"] == logins + 1
+
+
 def test_field_read_only_by_fls(client, admin):
     admin.post(
         "/field-permissions",

@@ -162,14 +162,21 @@ class BulkIngest(Transport):
         return [r for r in results if r is not None]
 
     def _bulk(
-        self, op: str, sobject: str, records: list[Mapping[str, Any]], ext: str | None
+        self,
+        op: str,
+        sobject: str,
+        records: list[Mapping[str, Any]],
+        ext: str | None,
+        out: list[WriteResult] | None = None,
     ) -> list[WriteResult]:
+        """Write ``records`` in jobs; each job's results are appended to ``out`` as it ends."""
         if op == "delete":
             columns = ["Id"]
         else:
             columns = list(dict.fromkeys(k for r in records for k in r if k != "attributes"))
         rows = [[csv_value(r[c]) if c in r else "" for c in columns] for r in records]
-        out: list[WriteResult] = []
+        out = [] if out is None else out
+        first = len(out)
         start = 0
         while start < len(rows):
             # One job per bulk_job_size rows, and below the 100 MB upload limit.
@@ -182,7 +189,7 @@ class BulkIngest(Transport):
                 end += 1
             out.extend(self._bulk_job(op, sobject, columns, rows[start:end], ext))
             start = end
-        return out
+        return out[first:]
 
     def _bulk_type(self, sobject: str) -> Any:
         # A fresh handler per step: it captures the current session id (after a re-login too).

@@ -153,7 +153,13 @@ class Writes(BulkIngest):
         pending = [i for i, r in enumerate(results) if r is None]
         attempt = 0
         while pending:
-            outcome = self._dispatch(op, sobject, [records[i] for i in pending], ext)
+            batch = [records[i] for i in pending]
+            outcome: list[WriteResult] = []
+            try:
+                self._dispatch(op, sobject, batch, ext, outcome)
+            except Exception as exc:
+                self._raise_if_ambiguous_so_far(op, sobject or "records", outcome, batch, exc)
+                raise
             retry = self._settle(results, pending, outcome, attempt)
             if retry:
                 delay = self._backoff(attempt)
@@ -197,15 +203,46 @@ class Writes(BulkIngest):
             results=results,
         )
 
+    def _raise_if_ambiguous_so_far(
+        self,
+        op: str,
+        sobject: str,
+        done: list[WriteResult],
+        batch: list[Mapping[str, Any]],
+        exc: Exception,
+    ) -> None:
+        """A call that fails after some creates' answers were lost must not end in a plain
+        error: re-running it would send those creates again. Raise AmbiguousWriteError with
+        what is known instead (the records never sent are reported NOT_PROCESSED)."""
+        if op != "insert" or not any(r.error_code == AMBIGUOUS_CODE for r in done):
+            return
+        reason = self._redact(f"not sent: the call failed first ({type(exc).__name__}: {exc})")
+        rest = [
+            WriteResult(i, False, errors=(RecordError("NOT_PROCESSED", reason),))
+            for i in range(len(done), len(batch))
+        ]
+        results = [
+            WriteResult(i, r.success, r.id, r.created, r.unchanged, r.errors)
+            for i, r in enumerate([*done, *rest])
+        ]
+        self._raise_if_ambiguous(op, sobject, results)
+
     def _dispatch(
-        self, op: str, sobject: str | None, records: list[Mapping[str, Any]], ext: str | None
-    ) -> list[WriteResult]:
+        self,
+        op: str,
+        sobject: str | None,
+        records: list[Mapping[str, Any]],
+        ext: str | None,
+        out: list[WriteResult],
+    ) -> None:
+        """Write ``records``, appending one result per record to ``out`` as calls complete."""
         if len(records) > self.bulk_threshold:
             if op == "delete":
-                return self._bulk_delete(records)
+                out.extend(self._bulk_delete(records))
+                return
             assert sobject is not None
-            return self._bulk(op, sobject, records, ext)
-        out: list[WriteResult] = []
+            self._bulk(op, sobject, records, ext, out)
+            return
         for start in range(0, len(records), self.collection_size):
             chunk = records[start : start + self.collection_size]
             if op == "delete":
@@ -213,7 +250,6 @@ class Writes(BulkIngest):
             else:
                 assert sobject is not None
                 out.extend(self._collection(op, sobject, chunk, ext))
-        return out
 
     # -- sObject Collections
     def _collection_delete(self, chunk: list[Mapping[str, Any]]) -> list[WriteResult]:
