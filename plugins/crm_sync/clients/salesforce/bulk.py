@@ -274,20 +274,24 @@ class BulkIngest(Transport):
                     idempotent=False,
                 )
                 return
-            except MaybeApplied as exc:
-                log.warning("Salesforce %s: the answer to closing job %s was lost", what, job_id)
-                try:
-                    info = self._call(
-                        what, lambda: self._bulk_type(sobject)._client.get_job(job_id, False)
-                    )
-                except RetriableError:
-                    raise exc from None
-            if info.get("state") != "Open":
-                return  # the close was applied
+            except MaybeApplied as lost:
+                if self._state_after_lost_close(what, sobject, job_id, lost) != "Open":
+                    return  # the close was applied
             self._sleep(self._backoff(attempt))
         raise RetriableError(
             f"Salesforce {what}: job {job_id} could not be closed", code="CONNECTION"
         )
+
+    def _state_after_lost_close(
+        self, what: str, sobject: str, job_id: str, lost: MaybeApplied
+    ) -> str:
+        """The job's state once the answer to closing it was lost (``lost`` if unreadable)."""
+        log.warning("Salesforce %s: the answer to closing job %s was lost", what, job_id)
+        try:
+            info = self._call(what, lambda: self._bulk_type(sobject)._client.get_job(job_id, False))
+        except RetriableError:
+            raise lost from None
+        return str(info.get("state"))
 
     def _job_results(
         self,
