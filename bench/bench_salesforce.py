@@ -4,15 +4,21 @@ Starts a fresh sandbox as a real process, then measures, printing one line per s
 
 1. seeding N records (default 1,000,000) through the admin fast path;
 2. a SystemModstamp-window query over them (``SalesforceClient.query_window``);
-3. reading 100k records: ``SalesforceClient.query`` (lazy) and ``sf.query_all`` (materialised);
+3. reading 100k records: ``SalesforceClient.query`` (lazy), then every Lead with its sync
+   fields through a streamed Bulk API 2.0 query (``SalesforceClient.bulk_export``), then 100k
+   with ``sf.query_all`` (materialised; last, as it leaves the process big);
 4. 10k upserts through sObject Collections;
 5. 100k upserts through Bulk API 2.0.
+
+``--latency-ms 150 --latency-spread-ms 50`` makes the sandbox add 150 ms ± 50 to every API call
+(after seeding), as a remote org would.
 
 Figures: wall time, throughput, API calls (and per record, from the org's own counts), peak
 RSS of this process and of the sandbox process during the step (Linux ``VmHWM``, reset before
 each step through ``/proc/<pid>/clear_refs``).
 
-Run: ``.venv/bin/python bench/bench_salesforce.py [--records 1000000] [--json out.json]``
+Run: ``.venv/bin/python bench/bench_salesforce.py [--records 1000000] [--json out.json]
+[--latency-ms 150 --latency-spread-ms 50]``
 """
 
 from __future__ import annotations
@@ -109,7 +115,15 @@ def main() -> int:
         "--records", type=int, default=1_000_000, help="records to seed (default 1,000,000)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="mean added latency per API call"
+    )
+    parser.add_argument(
+        "--latency-spread-ms", type=float, default=0.0, help="latency varies by +/- this much"
+    )
     args = parser.parse_args()
+    if args.latency_spread_ms > args.latency_ms:
+        parser.error("--latency-spread-ms cannot exceed --latency-ms")
 
     work = Path(tempfile.mkdtemp(prefix="bench-salesforce-"))
     os.environ.setdefault("AIRFLOW_HOME", str(work / "airflow"))
@@ -142,6 +156,17 @@ def main() -> int:
             f"    created per object: {seeded['created']}; db size {(sandbox.data_dir / 'salesforce.db').stat().st_size / 1e6:.0f} MB"
         )
 
+        if args.latency_ms:
+            # X +/- Y is the sandbox's base X - Y plus a uniform jitter of 2Y.
+            bench.admin_call(
+                "POST",
+                "/faults",
+                {
+                    "latency_ms": args.latency_ms - args.latency_spread_ms,
+                    "latency_jitter_ms": 2 * args.latency_spread_ms,
+                },
+            )
+            print(f"    latency {args.latency_ms:g} ms +/- {args.latency_spread_ms:g} per call")
         client = SalesforceClient.from_connection("salesforce_default", bulk_poll_wait=0.1)
         client.describe("Lead")
         window_end = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
@@ -166,6 +191,20 @@ def main() -> int:
             lambda: sum(1 for _ in client.query(soql)),
         )
         assert count == n_read, count
+        export_fields = [
+            "Id", "FirstName", "LastName", "Email", "Company", "Title", "Phone", "Status",
+            "LeadSource", "OwnerId", "IsConverted", "ConvertedContactId", "LeadGen_Id__c",
+            "LeadGen_URL__c", "LeadGen_Score__c", "Product_Interest__c", "Customer_Tier__c",
+            "IsDeleted", "SystemModstamp",
+        ]  # fmt: skip
+        n_leads = sf.query("SELECT COUNT() FROM Lead")["totalSize"]
+        exported = bench.step(
+            f"export all {n_leads:,} Leads, 19 fields, bulk_export (streamed)",
+            n_leads,
+            lambda: sum(1 for _ in client.bulk_export("Lead", export_fields, page_size=10_000)),
+        )
+        assert exported == n_leads, exported
+
         result = bench.step(
             f"query_all {n_read:,} Leads, simple-salesforce (list)",
             n_read,

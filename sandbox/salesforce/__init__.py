@@ -15,9 +15,15 @@ Modules:
 * :mod:`.dml` -- writes with the org's rules (required fields, picklists, references, ...).
 * :mod:`.bulk` -- Bulk API 2.0 ingest and query jobs.
 * :mod:`.faults` -- injected latency and faults (seeded random or deterministic rules).
+* :mod:`.access_schema`, :mod:`.access`, :mod:`.access_admin` -- the access model a preflight
+  check reads (edition and API access, profiles, permission sets, field-level security).
+* :mod:`.writelog` -- counts of what the API created/updated/deleted (chaos tests).
 * :mod:`.org` -- the org object tying storage, clock, sessions, API usage and faults together.
-* :mod:`.rest` -- the REST and Bulk 2.0 handlers; :mod:`.app` -- the ASGI application (login,
-  authentication, limits, faults, routing); :mod:`.admin` -- the ``/__sandbox__/`` surface.
+* :mod:`.rest` -- the REST and Bulk 2.0 handlers; :mod:`.describe` -- per-user describe (child
+  relationships, FLS); :mod:`.identity` -- ``/id/<org>/<user>``; :mod:`.soap` and
+  :mod:`.mdapi` -- SOAP login/logout and the Metadata API's ``readMetadata``; :mod:`.app` --
+  the ASGI application (login, authentication, limits, faults, routing); :mod:`.admin` -- the
+  ``/__sandbox__/`` surface.
 * :mod:`.seed` -- realistic seed data; :mod:`.certs` -- TLS material; :mod:`.server` -- the
   process entry point; :mod:`.cli` -- the admin command line.
 

@@ -82,6 +82,18 @@ class AdminApi:
             ("GET", R(r"/users"), self.get_users),
             ("POST", R(r"/users"), self.create_user),
             ("PATCH", R(r"/users/(\w+)"), self.update_user),
+            ("PATCH", R(r"/schema/fields/(\w+)/(\w+)"), self.change_field),
+            ("DELETE", R(r"/schema/fields/(\w+)/(\w+)"), self.remove_field),
+            ("GET", R(r"/org"), self.get_org),
+            ("POST", R(r"/org"), self.set_org),
+            ("PATCH", R(r"/profiles/([^/]+)"), self.update_profile),
+            ("POST", R(r"/permission-sets"), self.create_permission_set),
+            ("PATCH", R(r"/permission-sets/([^/]+)"), self.update_permission_set),
+            ("POST", R(r"/permission-set-assignments"), self.assign),
+            ("DELETE", R(r"/permission-set-assignments/(\w+)"), self.unassign),
+            ("POST", R(r"/field-permissions"), self.set_field_permission),
+            ("GET", R(r"/writes"), self.get_writes),
+            ("DELETE", R(r"/writes"), self.clear_writes),
         ]
 
     def handle(self, method: str, path: str, params: dict[str, str], body: bytes) -> Reply:
@@ -114,7 +126,10 @@ class AdminApi:
                 return Reply(400, {"error": str(exc)})
             status = (
                 201
-                if verb == "POST" and sub.startswith(("/records", "/schema/", "/users"))
+                if verb == "POST"
+                and sub.startswith(
+                    ("/records", "/schema/", "/users", "/permission-sets", "/permission-set-")
+                )
                 else 200
             )
             return Reply(status, result)
@@ -389,11 +404,16 @@ class AdminApi:
         return self.get_config({})
 
     def get_users(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"users": self.org.users(), "integration_user_id": self.org.integration_user_id}
+        keys = ("Id", "Username", "Email", "Name", "IsActive", "ProfileId")
+        return {
+            "users": [{k: u.get(k) for k in keys} for u in self.org.users()],
+            "integration_user_id": self.org.integration_user_id,
+        }
 
     def create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
         obj = self._obj("User")
         ctx = self._ctx(payload)
+        profile = payload.pop("profile", None) or payload.pop("ProfileId", None) or "Standard User"
         payload.setdefault("Username", payload.get("Email"))
         values = self._decode(obj, payload)
         try:
@@ -402,11 +422,15 @@ class AdminApi:
         except RecordFailure as exc:
             raise self._failure(exc) from exc
         self.org.refresh_users()
+        self.org.access_admin.set_user_profile(rid, profile)
+        self.org.refresh_users()
         return {"id": rid}
 
     def update_user(self, payload: dict[str, Any], raw_id: str) -> dict[str, Any]:
+        """Edit a user; ``profile`` (or ``ProfileId``) moves them to another profile."""
         obj = self._obj("User")
         ctx = self._ctx(payload)
+        profile = payload.pop("profile", None) or payload.pop("ProfileId", None)
         values = self._decode(obj, payload)
         rid = self._id(raw_id)
         if self.org.engine.find(obj, rid) is None:
@@ -416,5 +440,52 @@ class AdminApi:
                 self.org.engine.update(obj, rid, values, ctx)
         except RecordFailure as exc:
             raise self._failure(exc) from exc
+        if profile:
+            self.org.access_admin.set_user_profile(rid, profile)
         self.org.refresh_users()
+        self.org.access.invalidate()
         return {"id": rid}
+
+    # -- schema changes and the access model (what a preflight check reads)
+    def change_field(self, payload: dict[str, Any], obj: str, name: str) -> dict[str, Any]:
+        return self.org.change_field(obj, name, payload)
+
+    def remove_field(self, payload: dict[str, Any], obj: str, name: str) -> dict[str, Any]:
+        return self.org.remove_field(obj, name)
+
+    def get_org(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.access.summary()
+
+    def set_org(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.access_admin.set_org(payload)
+
+    def update_profile(self, payload: dict[str, Any], ref: str) -> dict[str, Any]:
+        return self.org.access_admin.update_profile(ref, payload)
+
+    def create_permission_set(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.access_admin.create_permission_set(payload)
+
+    def update_permission_set(self, payload: dict[str, Any], ref: str) -> dict[str, Any]:
+        return self.org.access_admin.update_permission_set(ref, payload)
+
+    def assign(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.access_admin.assign(
+            str(payload.get("user") or ""), str(payload.get("permission_set") or "")
+        )
+
+    def unassign(self, payload: dict[str, Any], assignment_id: str) -> dict[str, Any]:
+        return self.org.access_admin.unassign(self._id(assignment_id))
+
+    def set_field_permission(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.access_admin.set_field_permission(payload)
+
+    def get_writes(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return self.org.writes.snapshot(
+            obj=payload.get("object"),
+            op=payload.get("op"),
+            entries=str(payload.get("entries", "")).lower() in ("1", "true"),
+        )
+
+    def clear_writes(self, payload: dict[str, Any]) -> dict[str, Any]:
+        self.org.writes.clear()
+        return self.org.writes.snapshot()

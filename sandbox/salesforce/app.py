@@ -6,9 +6,14 @@ Request pipeline for ``/services/data/vNN.N/...``:
 2. request-URI length (414 above 16,384 bytes, like a real org's front end);
 3. session check -> 401 ``INVALID_SESSION_ID`` (the body is the JSON list simple-salesforce
    needs to log in again);
-4. injected call faults -> dropped connection, 401, 403, 503 or 400 ``UNABLE_TO_LOCK_ROW``;
-5. the daily API allocation -> 403 ``REQUEST_LIMIT_EXCEEDED`` when spent, else the call counts;
-6. the handler (:mod:`.rest`), in the thread pool.
+4. injected call faults that refuse the call: dropped connection, 401 (the session ends), 403
+   ``REQUEST_LIMIT_EXCEEDED`` (daily or concurrent);
+5. API access (:mod:`.access`): 403 ``API_DISABLED_FOR_ORG`` when the org's edition or the
+   user's permissions exclude the API;
+6. the daily API allocation -> 403 ``REQUEST_LIMIT_EXCEEDED`` when spent, else the call counts;
+7. injected faults after counting: 503, 400 ``UNABLE_TO_LOCK_ROW``;
+8. the handler (:mod:`.rest`), in the thread pool; with the ``DROP_AFTER`` fault the
+   connection is then closed instead of answering (the write stays committed).
 
 Every response under ``/services/data`` carries ``Sforce-Limit-Info: api-usage=n/N``.
 
@@ -21,11 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import re
-import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,24 +38,28 @@ from starlette.responses import Response
 
 from .admin import AdminApi
 from .errors import ApiError
-from .org import ORG_ID, Org
+from .identity import identity
+from .mdapi import MetadataApi
+from .org import Org
 from .rest import API_VERSIONS, Call, Reply, RestApi, classify
+from .soap import (
+    INVALID_LOGIN_MESSAGE,
+    SoapApi,
+    fault,
+    login_response,
+    parse_envelope,
+    parse_soap_login,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_URI_BYTES = 16_384
+# Injected faults that answer after the call was counted (the request reached the org).
+_COUNTED_FAULTS = {
+    "SERVER_UNAVAILABLE": (503, "Server temporarily unavailable, please retry."),
+    "UNABLE_TO_LOCK_ROW": (400, "unable to obtain exclusive access to this record"),
+}
 _REST_RE = re.compile(r"^/services/data/v(\d{2,3}\.\d)(?:/(.*))?$")
-_LOGIN_FAULT = (
-    '<?xml version="1.0" encoding="UTF-8"?>'
-    '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-    'xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-    "<soapenv:Body><soapenv:Fault><faultcode>sf:{code}</faultcode>"
-    "<faultstring>{code}: {message}</faultstring><detail>"
-    '<sf:{fault} xsi:type="sf:{fault}"><sf:exceptionCode>{code}</sf:exceptionCode>'
-    "<sf:exceptionMessage>{message}</sf:exceptionMessage></sf:{fault}>"
-    "</detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
-)
-INVALID_LOGIN_MESSAGE = "Invalid username, password, security token; or user locked out."
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -73,27 +80,6 @@ def _reply_response(reply: Reply) -> Response:
     )
 
 
-def _local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def parse_soap_login(body: bytes) -> tuple[str, str] | None:
-    """(username, password+token) from a SOAP ``login`` envelope, or None if it is not one."""
-    if b"login" not in body[:4096] and b"login" not in body:
-        return None
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return None
-    for el in root.iter():
-        if _local_name(el.tag) == "login":
-            values = {_local_name(child.tag): (child.text or "") for child in el}
-            return html.unescape(values.get("username", "")), html.unescape(
-                values.get("password", "")
-            )
-    return None
-
-
 class SandboxApp:
     """ASGI entry point. ``org`` holds all state; this class only routes and enforces."""
 
@@ -101,6 +87,7 @@ class SandboxApp:
         self.org = org
         self.rest = RestApi(org)
         self.admin = AdminApi(org)
+        self.soap = SoapApi(org, metadata=MetadataApi(org))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -150,12 +137,19 @@ class SandboxApp:
             )
             return _reply_response(reply)
         body = await request.body()
+        if path.startswith("/id/"):
+            return self._identity(request, path)
         if method == "POST":
             login = parse_soap_login(body) if self._maybe_soap(request) else None
             if login is not None:
                 return await self._soap_login(request, login, send)
             if path in ("/services/oauth2/token", "/") and b"grant_type" in body:
                 return await self._oauth(request, body, send)
+        if path.startswith("/services/Soap/") or (
+            method == "POST" and self._maybe_soap(request) and parse_envelope(body) is not None
+        ):
+            status, xml = await run_in_threadpool(self.soap.handle, method, path, body)
+            return Response(xml, status_code=status, media_type="text/xml;charset=UTF-8")
         if path.rstrip("/") == "/services/data":
             return _json_response(
                 200,
@@ -213,35 +207,13 @@ class SandboxApp:
         if user_id is None:
             log.info("SOAP login refused for user %r", login[0])
             return Response(
-                _LOGIN_FAULT.format(
-                    code="INVALID_LOGIN", message=INVALID_LOGIN_MESSAGE, fault="LoginFault"
-                ),
+                fault("INVALID_LOGIN", INVALID_LOGIN_MESSAGE),
                 status_code=500,
                 media_type="text/xml;charset=UTF-8",
             )
         sid = self.org.sessions.create(user_id)
         version = self._soap_version(request.url.path, self.org.settings.api_version)
-        host = self._host(request)
-        user = self.org.user(user_id) or {}
-        xml = (
-            '<?xml version="1.0" encoding="UTF-8"?>'
-            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
-            'xmlns="urn:partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-            "<soapenv:Body><loginResponse><result>"
-            f"<metadataServerUrl>https://{host}/services/Soap/m/{version}/{ORG_ID[:15]}</metadataServerUrl>"
-            "<passwordExpired>false</passwordExpired>"
-            f"<sandbox>{'true' if self.org.settings.is_sandbox else 'false'}</sandbox>"
-            f"<serverUrl>https://{host}/services/Soap/u/{version}/{ORG_ID[:15]}</serverUrl>"
-            f"<sessionId>{sid}</sessionId>"
-            f"<userId>{user_id}</userId>"
-            "<userInfo>"
-            f"<organizationId>{ORG_ID}</organizationId>"
-            f"<userEmail>{html.escape(user.get('Email', ''))}</userEmail>"
-            f"<userFullName>{html.escape(user.get('Name', ''))}</userFullName>"
-            f"<userId>{user_id}</userId>"
-            f"<userName>{html.escape(user.get('Username', ''))}</userName>"
-            "</userInfo></result></loginResponse></soapenv:Body></soapenv:Envelope>"
-        )
+        xml = login_response(self.org, self._host(request), version, user_id, sid)
         return Response(xml, status_code=200, media_type="text/xml;charset=UTF-8")
 
     @staticmethod
@@ -282,12 +254,28 @@ class SandboxApp:
             {
                 "access_token": sid,
                 "instance_url": f"https://{host}",
-                "id": f"https://{host}/id/{ORG_ID}/{user_id}",
+                "id": f"https://{host}/id/{self.org.org_id}/{user_id}",
                 "token_type": "Bearer",
                 "issued_at": str(self.org.clock.now_ms()),
                 "signature": "sandbox",
             },
         )
+
+    def _identity(self, request: Request, path: str) -> Response:
+        parts = [p for p in path.split("/") if p]
+        if request.method.upper() != "GET" or len(parts) != 3:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        auth = request.headers.get("authorization", "")
+        token = auth.split(None, 1)[1].strip() if " " in auth else ""
+        params = dict(request.query_params)
+        token = token or params.get("oauth_token") or params.get("access_token") or ""
+        reply = identity(
+            self.org, self._host(request), parts[1], parts[2], token, params, API_VERSIONS
+        )
+        if reply.status == 200:
+            self.org.usage.not_counted("identity")
+            return _json_response(200, reply.body)
+        return Response(reply.body, status_code=reply.status, media_type=reply.content_type)
 
     # ---------------------------------------------------------------------------- API
     def _limit_headers(self) -> dict[str, str]:
@@ -334,21 +322,16 @@ class SandboxApp:
             org.usage.not_counted("INVALID_SESSION_ID")
             raise self._invalid_session()
         fault = org.faults.call_fault(method, request.url.path, kind, random_allowed=True)
-        if fault == "DROP":
-            org.usage.not_counted("DROP")
-            self._drop(send)
-            return None
-        if fault == "INVALID_SESSION_ID":
-            org.usage.not_counted("INVALID_SESSION_ID")
-            raise self._invalid_session()
-        if fault == "REQUEST_LIMIT_EXCEEDED":
-            org.usage.not_counted("REQUEST_LIMIT_EXCEEDED")
-            raise ApiError(
-                403,
-                "REQUEST_LIMIT_EXCEEDED",
-                "TotalRequests Limit exceeded.",
-                headers=self._limit_headers(),
-            )
+        refusal = self._refusal(fault, token)
+        if refusal is not None:
+            if refusal == "DROP":
+                self._drop(send)
+                return None
+            raise refusal
+        refused = org.access.api_refusal(user)
+        if refused is not None:
+            org.usage.not_counted(refused[0])
+            raise ApiError(403, *refused, headers=self._limit_headers())
         allowed, _, _ = org.usage.count(kind)
         if not allowed:
             raise ApiError(
@@ -357,20 +340,9 @@ class SandboxApp:
                 "TotalRequests Limit exceeded.",
                 headers=self._limit_headers(),
             )
-        if fault == "SERVER_UNAVAILABLE":
-            raise ApiError(
-                503,
-                "SERVER_UNAVAILABLE",
-                "Server temporarily unavailable, please retry.",
-                headers=self._limit_headers(),
-            )
-        if fault == "UNABLE_TO_LOCK_ROW":
-            raise ApiError(
-                400,
-                "UNABLE_TO_LOCK_ROW",
-                "unable to obtain exclusive access to this record",
-                headers=self._limit_headers(),
-            )
+        if fault in ("SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW"):
+            status, message = _COUNTED_FAULTS[fault]
+            raise ApiError(status, fault, message, headers=self._limit_headers())
         call = Call(
             method=method,
             version=version,
@@ -379,14 +351,41 @@ class SandboxApp:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             user=user,
+            host=self._host(request),
         )
         try:
             reply = await run_in_threadpool(self.rest.handle, call)
         except ApiError as exc:
+            if fault == "DROP_AFTER":
+                self._drop(send)  # the request was processed; its answer is lost
+                return None
             exc.headers = {**exc.headers, **self._limit_headers()}
             raise
+        if fault == "DROP_AFTER":
+            self._drop(send)  # committed, then the connection breaks before the answer
+            return None
         reply.headers = {**reply.headers, **self._limit_headers()}
         return _reply_response(reply)
+
+    def _refusal(self, fault: str | None, token: str) -> ApiError | str | None:
+        """What an injected fault answers before the allocation is counted (not counted)."""
+        org = self.org
+        if fault == "DROP":
+            org.usage.not_counted("DROP")
+            return "DROP"
+        if fault == "INVALID_SESSION_ID":
+            org.usage.not_counted("INVALID_SESSION_ID")
+            org.sessions.expire(token)  # the session really ends: a new login is needed
+            return self._invalid_session()
+        if fault in ("REQUEST_LIMIT_EXCEEDED", "CONCURRENT_LIMIT"):
+            org.usage.not_counted(fault)
+            message = (
+                "TotalRequests Limit exceeded."
+                if fault == "REQUEST_LIMIT_EXCEEDED"
+                else "ConcurrentPerOrgLongTxn Limit exceeded."
+            )
+            return ApiError(403, "REQUEST_LIMIT_EXCEEDED", message, headers=self._limit_headers())
+        return None
 
     def _invalid_session(self) -> ApiError:
         return ApiError(401, "INVALID_SESSION_ID", "Session expired or invalid")

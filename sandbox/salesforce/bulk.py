@@ -248,7 +248,7 @@ class BulkJobs:
         if failure:
             self._finish(info, header, [], [], data, "Failed", failure)
             return
-        ctx = Ctx(actor=user, at_ms=org.clock.now_ms(), source="csv")
+        ctx = Ctx(actor=user, at_ms=org.clock.now_ms(), source="csv", channel="bulk2")
         engine = org.engine
         ext_field = obj.field(info.get("externalIdFieldName") or "") if op == "upsert" else None
         seen_ext: dict[str, int] = {}
@@ -401,7 +401,9 @@ class BulkJobs:
         ending = body.get("lineEnding", "LF")
         if delim not in DELIMITERS or ending not in LINE_ENDINGS:
             raise _invalid_job("InvalidJob : unsupported columnDelimiter or lineEnding")
-        compiled = self.org.query.compile(text, include_deleted=op == "queryAll")
+        compiled = self.org.query.compile(
+            text, include_deleted=op == "queryAll", hidden=self.org.access.hidden_fields(user)
+        )
         if compiled.count_only:
             raise _invalid_job("InvalidJob : Aggregate queries are not supported by Bulk API 2.0")
         keys = self.org.query.row_keys(compiled)

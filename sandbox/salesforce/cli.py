@@ -14,7 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 
 def _fields(pairs: list[str]) -> dict[str, Any]:
@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--kind", help="call kind: query, query_more, collections, bulk2, sobject, login, ..."
     )
     s.add_argument("--method")
+    s.add_argument(
+        "--step",
+        help="Bulk API 2.0 job step: create, upload, close, poll, results, delete, "
+        "query_create, query_poll, query_results",
+    )
     s.add_argument("--record", action="store_true", help="a per-record fault (collections/bulk)")
     s.add_argument("--object")
     s.add_argument("--operation", choices=["insert", "update", "delete"])
@@ -145,10 +150,131 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("method")
     s.add_argument("path", help="e.g. /faults")
     s.add_argument("body", nargs="?")
+    _add_access_commands(sub)
     return p
 
 
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError("use true or false")
+    return text.lower() == "true"
+
+
+_PERMISSION_FLAGS = {
+    "--api-enabled": "PermissionsApiEnabled",
+    "--api-only": "PermissionsApiUserOnly",
+    "--modify-all-data": "PermissionsModifyAllData",
+    "--view-all-data": "PermissionsViewAllData",
+    "--password-never-expires": "PermissionsPasswordNeverExpires",
+}
+
+
+def _add_access_commands(sub: Any) -> None:
+    """Commands that change what a preflight check reads (edition, profiles, FLS, fields)."""
+    s = sub.add_parser("org", help="show the access model, or set the edition / API access")
+    s.add_argument("--edition", help='e.g. "Professional Edition"')
+    s.add_argument("--api", type=_bool, help="API access for the org (true/false)")
+    for name, help_text in (
+        ("profile", "change a profile's permissions or session level"),
+        ("permission-set", "create a permission set"),
+    ):
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("name")
+        for flag in _PERMISSION_FLAGS:
+            s.add_argument(flag, type=_bool)
+    s.add_argument("--label")
+    sub.choices["profile"].add_argument(
+        "--session-level", help="LOW, STANDARD, HIGH_ASSURANCE or none"
+    )
+    s = sub.add_parser("assign", help="assign a permission set to a user")
+    s.add_argument("user", help="user id, username or email")
+    s.add_argument("permission_set")
+    s = sub.add_parser("fls", help="field-level security of one field for a profile/permission set")
+    s.add_argument("field", help="Object.Field")
+    group = s.add_mutually_exclusive_group(required=True)
+    group.add_argument("--profile")
+    group.add_argument("--permission-set")
+    s.add_argument("--access", choices=["edit", "read", "none"], required=True)
+    s = sub.add_parser("change-field", help="change a custom field (external id, unique, type)")
+    s.add_argument("object")
+    s.add_argument("name")
+    s.add_argument("--external-id", type=_bool)
+    s.add_argument("--unique", type=_bool)
+    s.add_argument("--type")
+    s.add_argument("--length", type=int)
+    s = sub.add_parser("remove-field", help="delete a custom field")
+    s.add_argument("object")
+    s.add_argument("name")
+    s = sub.add_parser("user", help="activate/deactivate a user or change their profile")
+    s.add_argument("id")
+    s.add_argument("--active", type=_bool)
+    s.add_argument("--profile")
+    s = sub.add_parser("writes", help="the write log: records the API created/updated/deleted")
+    s.add_argument("--entries", action="store_true", help="list the logged writes too")
+    s.add_argument("--object")
+    s.add_argument("--op", choices=["created", "updated", "deleted"])
+    s.add_argument("--reset", action="store_true")
+
+
+def _access_request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None] | None:
+    c = args.cmd
+    perms = {
+        field: getattr(args, flag[2:].replace("-", "_"), None)
+        for flag, field in _PERMISSION_FLAGS.items()
+    }
+    perms = {k: v for k, v in perms.items() if v is not None}
+    if c == "org":
+        body = {
+            k: v for k, v in (("edition", args.edition), ("api_enabled", args.api)) if v is not None
+        }
+        return ("POST", "/org", body) if body else ("GET", "/org", None)
+    if c == "profile":
+        if args.session_level is not None:
+            level = args.session_level.upper()
+            perms["requiredSessionLevel"] = None if level == "NONE" else level
+        return "PATCH", f"/profiles/{quote(args.name)}", perms
+    if c == "permission-set":
+        return "POST", "/permission-sets", {"Name": args.name, "Label": args.label, **perms}
+    if c == "assign":
+        return "POST", "/permission-set-assignments", {
+            "user": args.user, "permission_set": args.permission_set,
+        }  # fmt: skip
+    if c == "fls":
+        body = {"field": args.field, "read": args.access != "none", "edit": args.access == "edit"}
+        body.update(
+            {"profile": args.profile} if args.profile else {"permission_set": args.permission_set}
+        )
+        return "POST", "/field-permissions", body
+    if c == "change-field":
+        changes = {
+            "externalId": args.external_id, "unique": args.unique, "type": args.type,
+            "length": args.length,
+        }  # fmt: skip
+        return (
+            "PATCH",
+            f"/schema/fields/{quote(args.object)}/{quote(args.name)}",
+            {k: v for k, v in changes.items() if v is not None},
+        )
+    if c == "remove-field":
+        return "DELETE", f"/schema/fields/{quote(args.object)}/{quote(args.name)}", None
+    if c == "user":
+        body = {
+            k: v for k, v in (("IsActive", args.active), ("profile", args.profile)) if v is not None
+        }
+        return "PATCH", f"/users/{quote(args.id)}", body
+    if c == "writes":
+        if args.reset:
+            return "DELETE", "/writes", None
+        query = [("entries", "1")] if args.entries else []
+        query += [(k, v) for k, v in (("object", args.object), ("op", args.op)) if v]
+        return "GET", "/writes" + ("?" + urlencode(query) if query else ""), None
+    return None
+
+
 def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+    access = _access_request(args)
+    if access is not None:
+        return access
     c = args.cmd
     if c == "health":
         return "GET", "/health", None
@@ -204,7 +330,7 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]
             "count": args.count,
             "scope": "record" if args.record else "call",
         }
-        for key in ("path", "kind", "method", "object", "operation"):
+        for key in ("path", "kind", "method", "step", "object", "operation"):
             if getattr(args, key):
                 body[key] = getattr(args, key)
         return "POST", "/faults/rules", body

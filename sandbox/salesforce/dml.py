@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ApiError, RecordError, RecordFailure, fail
 from .ids import make_id, normalize_id
 from .schema import (
+    CASCADE,
     CONVERTED_LEAD_STATUS,
     ID_TYPES,
     NUMBER_TYPES,
@@ -62,13 +63,6 @@ _DATETIME_RE = re.compile(
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 
-# Children that go to the recycle bin with their parent, and come back on undelete.
-CASCADE: dict[str, list[tuple[str, str]]] = {
-    "Account": [("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Task", "WhatId")],
-    "Contact": [("OpportunityContactRole", "ContactId"), ("Task", "WhoId")],
-    "Lead": [("Task", "WhoId")],
-    "Opportunity": [("OpportunityContactRole", "OpportunityId"), ("Task", "WhatId")],
-}
 # Children re-pointed to the survivor when records are merged.
 MERGE_CHILDREN: dict[str, list[tuple[str, str]]] = {
     "Account": [("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Task", "WhatId")],
@@ -101,6 +95,7 @@ class Ctx:
     at_ms: int
     source: str = "json"  # json | csv | admin
     check_faults: bool = True
+    channel: str = ""  # rest | collections | bulk2 (API writes, for the write log)
 
 
 # ------------------------------------------------------------------------ value decoding
@@ -280,6 +275,11 @@ class WriteEngine:
     def object_for_id(self, record_id: str) -> ObjectDef | None:
         return self.org.schema.by_prefix(record_id[:3])
 
+    def _journal(self, ctx: Ctx, obj: ObjectDef, op: str, record_id: str) -> None:
+        """Note an API write for the write log (counted when its transaction commits)."""
+        if ctx.source != "admin":
+            self.db.journal((obj.name, op, record_id, ctx.channel or ctx.source))
+
     def _record_fault(self, obj: ObjectDef, op: str, record_id: str | None) -> None:
         code = self.org.faults.record_fault(obj.name, op)
         if code == "UNABLE_TO_LOCK_ROW":
@@ -304,11 +304,17 @@ class WriteEngine:
             raise fail(
                 "INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"]
             )
+        locked = (
+            frozenset() if ctx.source == "admin" else self.org.access.not_editable(ctx.actor, obj)
+        )
         bad = [
             name
             for name in values
-            if not (obj.field(name).createable if creating else obj.field(name).updateable)  # type: ignore[union-attr]
-            and name != "Id"
+            if name != "Id"
+            and (
+                not (obj.field(name).createable if creating else obj.field(name).updateable)  # type: ignore[union-attr]
+                or name.lower() in locked  # field-level security of the writing user
+            )
         ]
         if bad:
             raise fail(
@@ -401,10 +407,11 @@ class WriteEngine:
                         f"operation performed with inactive user [{value}] as owner of {obj.label.lower()}",
                     )
                 continue
+            deleted = '"IsDeleted"' if target.soft_deletes else "0"
             hit = (
                 self.db.conn()
                 .execute(
-                    f'SELECT "IsDeleted" FROM {q(table_name(target.name))} WHERE "Id" = ?', (value,)
+                    f'SELECT {deleted} FROM {q(table_name(target.name))} WHERE "Id" = ?', (value,)
                 )
                 .fetchone()
             )
@@ -506,6 +513,7 @@ class WriteEngine:
             f"VALUES (?, {', '.join('?' for _ in cols)})",
             [pk, *(row[c] for c in cols)],
         )
+        self._journal(ctx, obj, "created", rid)
         return rid
 
     def update(
@@ -549,6 +557,7 @@ class WriteEngine:
             f'UPDATE {q(table_name(obj.name))} SET {", ".join(f"{q(c)} = ?" for c in cols)} WHERE "Id" = ?',
             [*(row[c] for c in cols), record_id],
         )
+        self._journal(ctx, obj, "updated", record_id)
         return record_id
 
     def match_external(self, obj: ObjectDef, ext: FieldDef, value: Any) -> list[str]:
@@ -608,6 +617,7 @@ class WriteEngine:
         if old is None or old.get("IsDeleted"):
             raise fail("ENTITY_IS_DELETED", "entity is deleted")
         self._soft_delete(obj, record_id, record_id, ctx)
+        self._journal(ctx, obj, "deleted", record_id)
         return record_id
 
     def _soft_delete(
@@ -652,6 +662,7 @@ class WriteEngine:
         self.db.conn().execute(
             f'DELETE FROM {q(table_name(obj.name))} WHERE "Id" = ?', (record_id,)
         )
+        self._journal(ctx, obj, "deleted", record_id)
         return record_id
 
     def undelete(self, record_id: str, ctx: Ctx) -> str:

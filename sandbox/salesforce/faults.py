@@ -5,8 +5,15 @@ Call-level faults are decided before a request reaches its handler:
 * ``SERVER_UNAVAILABLE`` -- HTTP 503 ``[{"errorCode": "SERVER_UNAVAILABLE", ...}]``
 * ``UNABLE_TO_LOCK_ROW`` -- HTTP 400 ``[{"errorCode": "UNABLE_TO_LOCK_ROW", ...}]``
 * ``REQUEST_LIMIT_EXCEEDED`` -- HTTP 403, as when the daily allocation is spent
-* ``INVALID_SESSION_ID`` -- HTTP 401, as when the session expired (clients log in again)
-* ``DROP`` -- the TCP connection is closed without any response
+  ("TotalRequests Limit exceeded.")
+* ``CONCURRENT_LIMIT`` -- HTTP 403 ``REQUEST_LIMIT_EXCEEDED`` with the message of the
+  concurrent long-request limit ("ConcurrentPerOrgLongTxn Limit exceeded."), which clears in
+  seconds
+* ``INVALID_SESSION_ID`` -- the caller's session ends and the call gets HTTP 401 (clients log
+  in again)
+* ``DROP`` -- the TCP connection is closed without any response; nothing was applied
+* ``DROP_AFTER`` -- the request is processed and committed, *then* the connection is closed
+  without the response (the "lost answer": the client cannot tell it from ``DROP``)
 
 Per-record faults hit single records inside sObject Collections and Bulk ingest jobs:
 ``UNABLE_TO_LOCK_ROW`` and ``API_TEMPORARILY_UNAVAILABLE`` (the two codes clients re-submit).
@@ -27,9 +34,41 @@ CALL_FAULTS = (
     "SERVER_UNAVAILABLE",
     "UNABLE_TO_LOCK_ROW",
     "REQUEST_LIMIT_EXCEEDED",
+    "CONCURRENT_LIMIT",
     "INVALID_SESSION_ID",
     "DROP",
+    "DROP_AFTER",
 )
+# Steps of a Bulk API 2.0 job a rule can target (``step``), see :func:`bulk_step`.
+BULK_STEPS = (
+    "create", "upload", "close", "poll", "results", "delete",
+    "query_create", "query_poll", "query_results",
+)  # fmt: skip
+_JOBS = re.compile(r"/jobs/(ingest|query)(?:/([^/]+))?(?:/([^/]+))?/?$", re.IGNORECASE)
+
+
+def bulk_step(method: str, path: str) -> str | None:
+    """The Bulk API 2.0 job step of a request (None when it is not a job request)."""
+    m = _JOBS.search(path)
+    if not m:
+        return None
+    kind, job, tail = m.group(1).lower(), m.group(2), (m.group(3) or "").lower()
+    method = method.upper()
+    if kind == "query":
+        if job is None:
+            return "query_create" if method == "POST" else None
+        if tail == "results":
+            return "query_results"
+        return {"GET": "query_poll", "DELETE": "delete"}.get(method) if not tail else None
+    if job is None:
+        return "create" if method == "POST" else None
+    if tail == "batches":
+        return "upload"
+    if tail in ("successfulresults", "failedresults", "unprocessedrecords"):
+        return "results"
+    return {"PATCH": "close", "GET": "poll", "DELETE": "delete"}.get(method) if not tail else None
+
+
 RECORD_FAULTS = ("UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE")
 
 
@@ -44,11 +83,14 @@ class CallRule:
     path: str | None = None  # regex searched in the request path
     kind: str | None = None  # call kind (query, collections, bulk2, login, ...)
     method: str | None = None
+    step: str | None = None  # Bulk API 2.0 job step (create, upload, close, poll, results, ...)
 
     def matches(self, method: str, path: str, kind: str) -> bool:
         if self.method and self.method.upper() != method.upper():
             return False
         if self.kind and self.kind != kind:
+            return False
+        if self.step and bulk_step(method, path) != self.step:
             return False
         return not (self.path and re.search(self.path, path) is None)
 
@@ -59,6 +101,7 @@ class CallRule:
             "path": self.path,
             "kind": self.kind,
             "method": self.method,
+            "step": self.step,
         }
 
 
@@ -158,7 +201,10 @@ class FaultInjector:
                         re.compile(path)
                     except re.error as exc:
                         raise FaultConfigError(f"invalid path regex: {exc}") from exc
-                rule = CallRule(fault, count, path, spec.get("kind"), spec.get("method"))
+                step = spec.get("step")
+                if step is not None and step not in BULK_STEPS:
+                    raise FaultConfigError(f"step is one of {BULK_STEPS}")
+                rule = CallRule(fault, count, path, spec.get("kind"), spec.get("method"), step)
                 self.call_rules.append(rule)
             else:
                 raise FaultConfigError("scope is 'call' or 'record'")

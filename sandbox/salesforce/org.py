@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .access import AccessModel
+from .access_admin import AccessAdmin
+from .access_schema import access_objects
 from .bulk import BulkJobs
 from .dml import Ctx, WriteEngine, parse_datetime_text
 from .faults import FaultInjector, FaultSettings
@@ -31,6 +34,7 @@ from .schema import (
     load_schema_file,
 )
 from .storage import Database, dt_to_ms, q, table_name
+from .writelog import WriteLog
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +311,10 @@ def _json(value: Any) -> str:
     return json.dumps(value)
 
 
+def c_count(db: Database, obj: str) -> int:
+    return db.conn().execute(f"SELECT COUNT(*) FROM {q(table_name(obj))}").fetchone()[0]
+
+
 class Org:
     """One sandbox org backed by ``<data dir>/salesforce.db``."""
 
@@ -315,7 +323,9 @@ class Org:
         data_dir = Path(settings.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(data_dir / "salesforce.db")
-        startup = Schema(default_objects())
+        self.writes = WriteLog()
+        self.db.on_commit = self.writes.on_commit
+        startup = Schema({**default_objects(), **access_objects()})
         if settings.schema_file:
             startup.apply_document(load_schema_file(settings.schema_file))
         self.startup_schema = startup
@@ -325,6 +335,7 @@ class Org:
             self.schema.apply_document(additions)
         except SchemaError as exc:  # an addition clashes with a changed schema file: keep going
             log.warning("ignoring stored schema additions: %s", exc)
+        self._apply_field_changes(self.db.get_meta("schema_changes") or {})
         for obj in self.schema.objects.values():
             self.db.ensure_table(obj)
         frozen = self.db.get_meta("clock")
@@ -336,9 +347,13 @@ class Org:
         self.query = QueryEngine(self.schema, self.db, self.clock.now_ms, self.cursors)
         self.engine = WriteEngine(self)
         self.bulk = BulkJobs(self)
+        self.access = AccessModel(self)
+        self.access_admin = AccessAdmin(self)
         self._users: dict[str, dict[str, Any]] = {}
         self._users_lock = threading.Lock()
         self._bootstrap()
+        if c_count(self.db, "Profile") == 0:
+            self.access.seed()
 
     # -- users and the org row
     def _bootstrap(self) -> None:
@@ -386,20 +401,25 @@ class Org:
                 )
         self.refresh_users()
 
+    @property
+    def org_id(self) -> str:
+        return ORG_ID
+
+    def org_name(self) -> str:
+        row = self.db.conn().execute('SELECT "Name" FROM "sf_Organization"').fetchone()
+        return row[0] if row else ""
+
     def refresh_users(self) -> None:
-        rows = self.db.conn().execute(
-            'SELECT "Id", "Username", "Email", "Name", "IsActive" FROM "sf_User"'
+        cur = self.db.conn().execute(
+            'SELECT "Id", "Username", "Email", "Name", "IsActive", "FirstName", "LastName", '
+            '"ProfileId", "LastModifiedDate" FROM "sf_User"'
         )
-        users = {
-            r[0]: {
-                "Id": r[0],
-                "Username": r[1],
-                "Email": r[2],
-                "Name": r[3],
-                "IsActive": bool(r[4]),
-            }
-            for r in rows
-        }
+        names = [d[0] for d in cur.description]
+        users = {}
+        for r in cur:
+            user = dict(zip(names, r, strict=True))
+            user["IsActive"] = bool(user["IsActive"])
+            users[user["Id"]] = user
         with self._users_lock:
             self._users = users
 
@@ -460,7 +480,50 @@ class Org:
             assert obj is not None
             self.db.ensure_table(obj)
             self._persist_additions()
+        self.access_admin.on_field_added(obj.name, f.name)
         return f.describe()
+
+    def change_field(self, obj_name: str, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change a custom field's definition (``externalId``, ``unique``, ``type``, ...).
+
+        A new type clears the field's stored values (Setup warns that data may be lost) [I].
+        """
+        with self.db.write_lock:
+            obj, old, new = self.schema.change_field(obj_name, name, changes)
+            if new.type != old.type:
+                with self.db.write() as c:
+                    c.execute(f"UPDATE {q(table_name(obj.name))} SET {q(new.name)} = NULL")
+            self._record_field_change(obj.name, field_to_spec(obj.name, new), removed=False)
+        self.access.invalidate()
+        return new.describe()
+
+    def remove_field(self, obj_name: str, name: str) -> dict[str, Any]:
+        """Delete a custom field (its column and values stay, as in Setup's deleted fields)."""
+        with self.db.write_lock:
+            obj, f = self.schema.remove_field(obj_name, name)
+            self._record_field_change(obj.name, {"object": obj.name, "name": f.name}, removed=True)
+        self.access_admin.on_field_removed(obj.name, f.name)
+        return {"removed": f"{obj.name}.{f.name}"}
+
+    def _record_field_change(self, obj: str, spec: dict[str, Any], *, removed: bool) -> None:
+        changes = self.db.get_meta("schema_changes") or {}
+        key = f"{obj}.{spec['name']}".lower()
+        entries = [e for e in changes.get("fields", []) if e["key"] != key]
+        entries.append({"key": key, "removed": removed, "spec": spec})
+        self.db.set_meta("schema_changes", {"fields": entries})
+        if not removed:
+            self._persist_additions()
+
+    def _apply_field_changes(self, changes: dict[str, Any]) -> None:
+        for entry in changes.get("fields", []):
+            spec = entry["spec"]
+            try:
+                if entry["removed"]:
+                    self.schema.remove_field(spec["object"], spec["name"])
+                else:
+                    self.schema.change_field(spec["object"], spec["name"], spec)
+            except SchemaError as exc:
+                log.warning("ignoring stored change of %s: %s", entry["key"], exc)
 
     def add_rule(self, spec: dict[str, Any]) -> dict[str, Any]:
         with self.db.write_lock:
@@ -486,7 +549,10 @@ class Org:
         self.db.set_meta("schema_additions", {"fields": fields, "validation_rules": rules})
 
     def reset(self, *, schema: bool = False, sessions: bool = False) -> dict[str, Any]:
-        """Wipe data (users and the org row stay), counters, faults, cursors, clock."""
+        """Wipe data, counters, faults, cursors, clock, the write log; restore the access model.
+
+        Users and the org row stay; the seeded users get their active flags back.
+        """
         with self.db.write_lock:
             self.db.wipe(list(DATA_OBJECTS))
             for path in self.bulk.dir.glob("*"):
@@ -504,9 +570,13 @@ class Org:
                 self.schema = self.startup_schema.copy()
                 self.query.schema = self.schema
                 self.db.set_meta("schema_additions", {})
+                self.db.set_meta("schema_changes", {})
                 for obj in self.schema.objects.values():
                     self.db.ensure_table(obj)
             self.db.set_meta("recycle_bin_purged_before", None)
+            self._restore_default_users()
+        self.access.seed()
+        self.writes.clear()
         self.cursors.clear()
         self.usage.reset_calls()
         self.usage.reset_daily(self.settings.api_limit)
@@ -517,6 +587,14 @@ class Org:
         if sessions:
             self.sessions.expire()
         return {"reset": True, "schema": schema, "sessions": sessions}
+
+    def _restore_default_users(self) -> None:
+        """The seeded users get their seeded active flags back (users added later stay)."""
+        people = [("Integration", "User", self.settings.username, True), *SALES_USERS]
+        with self.db.write() as c:
+            for pk, (*_names, active) in enumerate(people, start=1):
+                c.execute('UPDATE "sf_User" SET "IsActive" = ? WHERE pk = ?', (int(active), pk))
+        self.refresh_users()
 
     def purge_recycle_bin(self, before_ms: int) -> int:
         """Physically remove deleted rows older than ``before_ms`` (earliestDateAvailable moves up)."""

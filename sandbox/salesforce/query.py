@@ -102,9 +102,13 @@ class _Joins:
 class Compiler:
     """Type-checks one parsed query against the schema and produces SQL fragments."""
 
-    def __init__(self, schema: Schema, now_ms: int):
+    def __init__(
+        self, schema: Schema, now_ms: int, hidden: frozenset[tuple[str, str]] = frozenset()
+    ):
         self.schema = schema
         self.now_ms = now_ms
+        # (object, field), lower-cased, that field-level security hides from the query's user.
+        self.hidden = hidden
 
     def compile(self, query: soql.Query, *, include_deleted: bool) -> Compiled:
         text = query.text
@@ -216,7 +220,7 @@ class Compiler:
             chain.append((ref.relationship_name or rel_name, target, alias))
             obj = target
         f = obj.field(parts[-1])
-        if f is None:
+        if f is None or (obj.name.lower(), f.name.lower()) in self.hidden:
             raise self._no_column(fp, parts[-1], obj)
         return Column(
             path=tuple(name for name, _, _ in chain) + (f.name,),
@@ -566,12 +570,19 @@ class QueryEngine:
         self.now_ms = now_ms
         self.cursors = cursors
 
-    def compile(self, text: str, *, include_deleted: bool) -> Compiled:
+    def compile(
+        self,
+        text: str,
+        *,
+        include_deleted: bool,
+        hidden: frozenset[tuple[str, str]] = frozenset(),
+    ) -> Compiled:
         try:
             parsed = soql.parse(text)
         except soql.SoqlSyntaxError as exc:
             raise ApiError(400, "MALFORMED_QUERY", exc.render(text)) from exc
-        return Compiler(self.schema, self.now_ms()).compile(parsed, include_deleted=include_deleted)
+        compiler = Compiler(self.schema, self.now_ms(), hidden)
+        return compiler.compile(parsed, include_deleted=include_deleted)
 
     def count(self, c: Compiled) -> int:
         sql = f"SELECT COUNT(*) FROM {q(table_name(c.obj.name))} t {' '.join(c.filter_joins)}"
@@ -602,9 +613,16 @@ class QueryEngine:
 
     # -- REST query / queryMore
     def start(
-        self, text: str, *, include_deleted: bool, batch: int, version: str, user: str
+        self,
+        text: str,
+        *,
+        include_deleted: bool,
+        batch: int,
+        version: str,
+        user: str,
+        hidden: frozenset[tuple[str, str]] = frozenset(),
     ) -> dict[str, Any]:
-        c = self.compile(text, include_deleted=include_deleted)
+        c = self.compile(text, include_deleted=include_deleted, hidden=hidden)
         if c.count_only:
             return {"totalSize": self.count(c), "done": True, "records": []}
         keys = self.row_keys(c)

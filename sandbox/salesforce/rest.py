@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .describe import describe_for
 from .dml import (
     Ctx,
     TypeMismatch,
@@ -37,6 +38,15 @@ GET_UPDATED_DAYS = 30
 GET_DELETED_DAYS = 15
 MAX_REPLICATION_IDS = 600_000
 API_VERSIONS = ("55.0", "56.0", "57.0", "58.0", "59.0", "60.0", "61.0", "62.0")
+# What the version root lists (``identity`` is added as an absolute URL). Resources the sandbox
+# does not implement beyond their root (search: SOSL, tooling) are listed as a real org does.
+VERSION_RESOURCES = (
+    "composite", "jobs", "limits", "query", "queryAll", "recent", "search", "sobjects", "tooling",
+)  # fmt: skip
+TOOLING_RESOURCES = (
+    "completions", "executeAnonymous", "query", "runTestsAsynchronous", "runTestsSynchronous",
+    "search", "sobjects",
+)  # fmt: skip
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Call:
     headers: dict[str, str]  # lower-cased names
     body: bytes
     user: str
+    host: str = ""  # host:port the client used (for absolute URLs such as the identity URL)
 
 
 @dataclass
@@ -139,12 +150,9 @@ class RestApi:
         segs = call.segments
         m = call.method
         if not segs:
-            return Reply(
-                body={
-                    k: f"/services/data/v{call.version}/{k}"
-                    for k in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
-                }
-            )
+            if m != "GET":
+                raise _method_not_allowed(m, "GET")
+            return Reply(body=self._version_root(call))
         head = segs[0].lower()
         if head == "sobjects":
             return self._sobjects(call)
@@ -164,7 +172,30 @@ class RestApi:
             raise ApiError(
                 400, "INVALID_SEARCH", "SOSL search is not supported by the Salesforce sandbox"
             )
+        if head == "recent" and len(segs) == 1:
+            return self._recent(call)
+        if head == "tooling" and len(segs) == 1 and m == "GET":
+            base = f"/services/data/v{call.version}/tooling"
+            return Reply(body={k: f"{base}/{k}" for k in TOOLING_RESOURCES})
         raise _not_found()
+
+    def _version_root(self, call: Call) -> dict[str, str]:
+        """The resources of one API version, as ``GET /services/data/vNN.N`` lists them."""
+        base = f"/services/data/v{call.version}"
+        out = {k: f"{base}/{k}" for k in VERSION_RESOURCES}
+        host = call.host or f"127.0.0.1:{self.org.settings.port}"
+        out["identity"] = f"https://{host}/id/{self.org.org_id}/{call.user}"
+        return dict(sorted(out.items()))
+
+    def _recent(self, call: Call) -> Reply:
+        """Recently viewed records: a record read through the API is not "viewed" (only the
+        UI and ``FOR VIEW`` queries mark views), so an integration user's list is empty [I]."""
+        if call.method != "GET":
+            raise _method_not_allowed(call.method, "GET")
+        limit = call.params.get("limit", "200")
+        if not limit.isdigit() or not 1 <= int(limit) <= 200:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "limit must be between 1 and 200")
+        return Reply(body=[])
 
     def _object(self, name: str) -> ObjectDef:
         obj = self.org.schema.get(name)
@@ -177,7 +208,8 @@ class RestApi:
         return obj
 
     def _ctx(self, call: Call) -> Ctx:
-        return Ctx(actor=call.user, at_ms=self.org.clock.now_ms(), source="json")
+        channel = "collections" if call.segments[0].lower() == "composite" else "rest"
+        return Ctx(actor=call.user, at_ms=self.org.clock.now_ms(), source="json", channel=channel)
 
     # ------------------------------------------------------------------------ sobjects
     def _sobjects(self, call: Call) -> Reply:
@@ -211,7 +243,7 @@ class RestApi:
         if len(segs) == 3 and tail.lower() == "describe":
             if m != "GET":
                 raise _method_not_allowed(m, "GET")
-            return Reply(body=obj.describe(call.version))
+            return Reply(body=describe_for(self.org, obj, call.version, call.user))
         if len(segs) == 3 and tail.lower() in ("updated", "deleted"):
             if m != "GET":
                 raise _method_not_allowed(m, "GET")
@@ -290,8 +322,10 @@ class RestApi:
         engine = self.org.engine
         if m == "GET":
             row = engine.find(obj, rid)
-            if row is None or row.get("IsDeleted"):
+            if row is None:
                 raise _not_found()
+            if row.get("IsDeleted"):
+                raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
             return Reply(
                 body=self._serialize(obj, row, call.version, self._fields_param(call, obj))
             )
@@ -467,6 +501,7 @@ class RestApi:
                 raise ApiError(400, "MALFORMED_QUERY", "A query string has to be specified")
             page = engine.start(
                 text,
+                hidden=self.org.access.hidden_fields(call.user),
                 include_deleted=include_deleted,
                 batch=self._batch_size(call) or DEFAULT_BATCH,
                 version=call.version,

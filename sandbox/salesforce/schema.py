@@ -100,6 +100,20 @@ class FieldDef:
         return self.filterable and self.type != "multipicklist"
 
     @property
+    def permissionable(self) -> bool:
+        """Whether field-level security applies (FieldPermissions rows exist for it).
+
+        As in a real org: custom fields, and standard fields that are writable, optional and
+        not maintained by the org. Required fields, ``Id``, owners, audit and formula fields
+        are always visible and editable as their type allows [I].
+        """
+        if self.custom:
+            return True
+        if self.system or self.required or self.calculated or self.name == "OwnerId":
+            return False
+        return self.createable or self.updateable
+
+    @property
     def is_text(self) -> bool:
         return self.type in TEXT_TYPES
 
@@ -142,7 +156,7 @@ class FieldDef:
             "nameField": self.name == "Name",
             "namePointing": self.polymorphic,
             "nillable": self.nillable,
-            "permissionable": self.custom,
+            "permissionable": self.permissionable,
             "picklistValues": [
                 {
                     "active": True,
@@ -339,6 +353,25 @@ CONTACT_ROLES = (
     "Executive Sponsor", "Influencer", "Technical Buyer", "Other",
 )  # fmt: skip
 
+# Children that go to the recycle bin with their parent, and come back on undelete (describe
+# reports these relationships with ``cascadeDelete: true``).
+CASCADE: dict[str, list[tuple[str, str]]] = {
+    "Account": [("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Task", "WhatId")],
+    "Contact": [("OpportunityContactRole", "ContactId"), ("Task", "WhoId")],
+    "Lead": [("Task", "WhoId")],
+    "Opportunity": [("OpportunityContactRole", "OpportunityId"), ("Task", "WhatId")],
+}
+# The parent side's name of a lookup (``SELECT (SELECT ... FROM Contacts) FROM Account``);
+# lookups not listed here (audit fields, owners, conversion and merge pointers) have none.
+CHILD_RELATIONSHIP_NAMES: dict[tuple[str, str], str] = {
+    ("Contact", "AccountId"): "Contacts",
+    ("Opportunity", "AccountId"): "Opportunities",
+    ("Task", "WhatId"): "Tasks",
+    ("Task", "WhoId"): "Tasks",
+    ("OpportunityContactRole", "OpportunityId"): "OpportunityContactRoles",
+    ("OpportunityContactRole", "ContactId"): "OpportunityContactRoles",
+}
+
 KEY_PREFIXES = {
     "Account": "001",
     "Contact": "003",
@@ -348,6 +381,10 @@ KEY_PREFIXES = {
     "Task": "00T",
     "Organization": "00D",
     "OpportunityContactRole": "00K",
+    "Profile": "00e",
+    "PermissionSet": "0PS",
+    "PermissionSetAssignment": "0Pa",
+    "FieldPermissions": "01k",
 }
 
 
@@ -576,6 +613,8 @@ def default_objects() -> dict[str, ObjectDef]:
             _s("Alias", "Alias", 8),
             _s("Title", "Title", 80),
             FieldDef("IsActive", "Active", "boolean", default=True),
+            _ref("ProfileId", "Profile ID", ["Profile"], "Profile"),
+            _pick("UserType", "User Type", ("Standard",), default="Standard"),
         ],
         createable=False,
         updateable=False,
@@ -645,6 +684,34 @@ class Schema:
                 raise SchemaError(f"referenceTo names unknown object {target!r}")
         obj.add(f)
         return f
+
+    def _custom_field(self, obj_name: str, name: str) -> tuple[ObjectDef, FieldDef]:
+        obj = self.get(str(obj_name))
+        f = obj.field(str(name)) if obj else None
+        if obj is None or f is None:
+            raise SchemaError(f"unknown field {obj_name}.{name}")
+        if not f.custom:
+            raise SchemaError(f"{obj.name}.{f.name} is a standard field: only custom fields change")
+        return obj, f
+
+    def change_field(
+        self, obj_name: str, name: str, changes: Mapping[str, Any]
+    ) -> tuple[ObjectDef, FieldDef, FieldDef]:
+        """Redefine a custom field from its spec plus ``changes``: (object, old, new)."""
+        obj, old = self._custom_field(obj_name, name)
+        spec = {**field_to_spec(obj.name, old), **changes, "object": obj.name, "name": old.name}
+        new = field_from_spec(obj.name, spec)
+        for target in new.reference_to:
+            if self.get(target) is None:
+                raise SchemaError(f"referenceTo names unknown object {target!r}")
+        obj.add(new)  # same lower-cased key: replaces the old definition
+        return obj, old, new
+
+    def remove_field(self, obj_name: str, name: str) -> tuple[ObjectDef, FieldDef]:
+        obj, f = self._custom_field(obj_name, name)
+        obj.fields = {k: v for k, v in obj.fields.items() if k != f.name.lower()}
+        self.rules = [r for r in self.rules if not (r.object == obj.name and r.field == f.name)]
+        return obj, f
 
     def add_rule(self, spec: Mapping[str, Any]) -> ValidationRule:
         obj = self.get(str(spec.get("object", "")))

@@ -24,7 +24,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,8 @@ class Database:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._next_pk: dict[str, int] = {}
+        # Called with the journal entries of each committed transaction (the write log).
+        self.on_commit: Callable[[list[tuple[Any, ...]]], None] | None = None
         with self.write() as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -153,6 +155,7 @@ class Database:
             c.execute("PRAGMA mmap_size=268435456")
             self._local.conn = c
             self._local.depth = 0
+            self._local.journal = []
             with self._conns_lock:
                 self._conns.append(c)
         return c
@@ -167,14 +170,20 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; nested calls in the same thread become savepoints."""
+        """A write transaction; nested calls in the same thread become savepoints.
+
+        Entries noted with :meth:`journal` inside it reach :attr:`on_commit` when the
+        outermost transaction commits; a rollback (of a savepoint too) discards its entries.
+        """
         with self._write_lock:
             c = self.conn()
             depth = self._local.depth
             if depth == 0:
                 c.execute("BEGIN IMMEDIATE")
+                self._local.journal = []
             else:
                 c.execute(f"SAVEPOINT sp{depth}")
+            mark = len(self._local.journal)
             self._local.depth = depth + 1
             try:
                 yield c
@@ -184,14 +193,22 @@ class Database:
                 else:
                     c.execute(f"ROLLBACK TO sp{depth}")
                     c.execute(f"RELEASE sp{depth}")
+                del self._local.journal[mark:]
                 raise
             else:
                 if depth == 0:
                     c.execute("COMMIT")
+                    entries, self._local.journal = self._local.journal, []
+                    if entries and self.on_commit is not None:
+                        self.on_commit(entries)
                 else:
                     c.execute(f"RELEASE sp{depth}")
             finally:
                 self._local.depth = depth
+
+    def journal(self, entry: tuple[Any, ...]) -> None:
+        """Note ``entry`` for :attr:`on_commit` (call inside :meth:`write`)."""
+        self._local.journal.append(entry)
 
     @property
     def write_lock(self) -> threading.RLock:

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from crm_sync.clients.salesforce import SalesforceClient
+from crm_sync.clients.salesforce import SalesforceClient, match_bulk_results
 from crm_sync.errors import ConfigError
 
 pytestmark = pytest.mark.contract
@@ -206,8 +206,8 @@ def test_bulk_results_fall_back_to_sf_id_when_the_echo_differs():
     rows = [["0035e0000000001"], ["0035e0000000002"]]
     successful = '"sf__Id","sf__Created","Id"\n"0035e0000000002AAA","false","0035e0000000002AAA"\n'
     failed = '"sf__Id","sf__Error","Id"\n"0035e0000000001AAA","ENTITY_IS_DELETED:entity is deleted: --","0035e0000000001AAA"\n'
-    results = SalesforceClient._match_bulk_results(
-        "delete", ["Id"], rows, None, successful, failed, '"Id"\n', "750x", None
+    results = match_bulk_results(
+        "delete", ["Id"], rows, None, (successful, failed, '"Id"\n'), "750x", None
     )
     assert [(r.index, r.success, r.error_code) for r in results] == [
         (0, False, "ENTITY_IS_DELETED"),

@@ -13,7 +13,7 @@ import pytest
 from sf_sandbox_helpers import PASSWORD, TOKEN, USERNAME
 
 from crm_sync.clients import salesforce as sf_module
-from crm_sync.clients.salesforce import SalesforceClient
+from crm_sync.clients.salesforce import AmbiguousWriteError, SalesforceClient
 from crm_sync.errors import AuthError, SyncError
 
 pytestmark = pytest.mark.contract
@@ -53,7 +53,11 @@ def exercise_failures(sandbox, admin, monkeypatch) -> list[str]:
     admin.rule(fault="DROP", kind="collections", count=1)
     admin.rule(scope="record", fault="UNABLE_TO_LOCK_ROW", count=1)
     list(client.query("SELECT Id FROM Lead"))
-    client.create("Lead", [{"LastName": "A", "Company": "C"}, {"LastName": "B"}])
+    # A dropped plain create is never re-sent: the client says so, without a secret.
+    with pytest.raises(AmbiguousWriteError) as ambiguous:
+        client.create("Lead", [{"LastName": "A", "Company": "C"}, {"LastName": "B"}])
+    texts.append(str(ambiguous.value))
+    texts.extend(r.error_message for r in ambiguous.value.results)
     client.create("Lead", [{"LastName": f"Bulk{i}", "Company": "C"} for i in range(5)])
     admin.post("/sessions/expire")
     client.create("Lead", [{"LastName": f"Bulk{i}", "Company": "C"} for i in range(5)])
@@ -79,9 +83,10 @@ def test_client_logs_and_errors_carry_no_secrets(sandbox_env, admin, monkeypatch
 def test_client_messages_are_clean_without_the_safety_filter(
     sandbox_env, admin, monkeypatch, caplog
 ):
-    # The module installs a SecretsFilter as a last line of defence; prove the messages are
+    # The package installs a SecretsFilter as a last line of defence; prove the messages are
     # clean on their own by removing it for this run.
-    monkeypatch.setattr(sf_module.log, "filters", [])
+    for logger in sf_module.package_loggers():
+        monkeypatch.setattr(logger, "filters", [])
     caplog.set_level(logging.DEBUG, logger="crm_sync")
     texts = exercise_failures(sandbox_env, admin, monkeypatch)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("crm_sync")]

@@ -1,0 +1,179 @@
+"""Reads: lazy SOQL queries (REST, page by page), windows, IN-lists, getUpdated/getDeleted.
+
+Every query is built with ``simple_salesforce.format_soql``, so no value is ever spliced in
+unescaped; object and field names are checked against a strict identifier pattern.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from simple_salesforce import format_soql
+
+from .errors import ResyncRequiredError, SalesforceApiError
+from .transport import Transport
+from .util import (
+    IN_CLAUSE_CHARS,
+    IN_CLAUSE_VALUES,
+    check_ident,
+    parse_sf_datetime,
+    require_utc,
+    strip_attributes,
+    window_params,
+)
+
+
+def _in_chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
+    """Unique non-null ``values`` in lists of <= 300 values and ~6,000 quoted characters."""
+    chunk: list[Any] = []
+    size = 0
+    for v in dict.fromkeys(v for v in values if v is not None):
+        quoted = len(format_soql("{}", v)) + 1
+        if chunk and (len(chunk) >= IN_CLAUSE_VALUES or size + quoted > IN_CLAUSE_CHARS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(v)
+        size += quoted
+    if chunk:
+        yield chunk
+
+
+class Reads(Transport):
+    """Query and replication reads of :class:`~crm_sync.clients.salesforce.SalesforceClient`."""
+
+    def query(self, soql: str, *, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """Run ``soql`` and yield records lazily, one page (up to 2,000 rows) at a time."""
+        what = "queryAll" if include_deleted else "query"
+        page = self._call(what, lambda: self._sf.query(soql, include_deleted=include_deleted))
+        while True:
+            for record in page.get("records", []):
+                yield strip_attributes(record)
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            next_url = page["nextRecordsUrl"]
+            page = self._call(
+                "query_more", lambda url=next_url: self._sf.query_more(url, identifier_is_url=True)
+            )
+
+    def query_window(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        include_deleted: bool = False,
+        where: str | None = None,
+        timestamp_field: str = "SystemModstamp",
+    ) -> Iterator[dict[str, Any]]:
+        """Records with ``start <= timestamp_field < end``, ordered by the timestamp, then Id.
+
+        ``start``/``end`` must be aware UTC datetimes. ``format_soql`` drops sub-second parts,
+        so both bounds are floored to whole seconds; consecutive windows stay gap-free.
+        ``where`` is extra SOQL AND-ed in; build it with ``format_soql`` too.
+        """
+        require_utc(start, "start")
+        require_utc(end, "end")
+        if end < start:
+            raise ValueError("end must not be before start")
+        check_ident(sobject, "object")
+        check_ident(timestamp_field, "field")
+        select = ", ".join(check_ident(f, "field") for f in fields) or "Id"
+        soql = format_soql(
+            "SELECT {:literal} FROM {:literal} WHERE {:literal} >= {} AND {:literal} < {}",
+            select,
+            sobject,
+            timestamp_field,
+            start,
+            timestamp_field,
+            end,
+        )
+        if where:
+            soql += f" AND ({where})"
+        soql += f" ORDER BY {timestamp_field}, Id"
+        return self.query(soql, include_deleted=include_deleted)
+
+    def query_by_values(
+        self,
+        sobject: str,
+        fields: Sequence[str],
+        field: str,
+        values: Sequence[Any],
+        *,
+        include_deleted: bool = False,
+        where: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records whose ``field`` is one of ``values``, in chunks that keep each SOQL short.
+
+        Values are de-duplicated and ``None`` is skipped; at most 300 values (and about 6,000
+        characters of quoted values) go into one ``IN (...)``. ``where`` is an extra condition
+        written by the caller (never built from data), ANDed to the ``IN``.
+        """
+        check_ident(sobject, "object")
+        check_ident(field, "field")
+        select = ", ".join(check_ident(f, "field") for f in fields) or "Id"
+        for chunk in _in_chunks(values):
+            soql = format_soql(
+                "SELECT {:literal} FROM {:literal} WHERE {:literal} IN {}",
+                select,
+                sobject,
+                field,
+                chunk,
+            )
+            if where:
+                soql += f" AND ({where})"
+            yield from self.query(soql, include_deleted=include_deleted)
+
+    # -------------------------------------------------------------- replication (getDeleted)
+    def get_deleted(
+        self, sobject: str, start: dt.datetime, end: dt.datetime
+    ) -> list[dict[str, Any]]:
+        """``[{"id", "deletedDate"}]`` deleted in ``[start, end)`` (Salesforce works per minute).
+
+        Raises :class:`ResyncRequiredError` when the org cannot cover ``start`` any more
+        (``earliestDateAvailable`` later than ``start``, or older than its 15-day window).
+        """
+        require_utc(start, "start")
+        require_utc(end, "end")
+        check_ident(sobject, "object")
+        try:
+            result = self._call(
+                f"getDeleted {sobject}",
+                lambda: self._sf.restful(
+                    f"sobjects/{sobject}/deleted/", params=window_params(start, end)
+                ),
+            )
+        except SalesforceApiError as exc:
+            if exc.code == "INVALID_REPLICATION_DATE":
+                raise ResyncRequiredError(
+                    f"Salesforce cannot list {sobject} deletions since {start.isoformat()}: {exc}; "
+                    "a full resync is required"
+                ) from None
+            raise
+        earliest_text = result.get("earliestDateAvailable")
+        earliest = parse_sf_datetime(earliest_text) if earliest_text else None
+        if earliest is not None and earliest > start:
+            raise ResyncRequiredError(
+                f"Salesforce keeps {sobject} deletions only since {earliest.isoformat()}, after the "
+                f"requested start {start.isoformat()}; a full resync is required",
+                earliest_available=earliest,
+            )
+        return [
+            {"id": r["id"], "deletedDate": r["deletedDate"]}
+            for r in result.get("deletedRecords", [])
+        ]
+
+    def get_updated(self, sobject: str, start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Ids created or updated in ``[start, end)`` (the 30-day getUpdated resource)."""
+        require_utc(start, "start")
+        require_utc(end, "end")
+        check_ident(sobject, "object")
+        result = self._call(
+            f"getUpdated {sobject}",
+            lambda: self._sf.restful(
+                f"sobjects/{sobject}/updated/", params=window_params(start, end)
+            ),
+        )
+        return list(result.get("ids", []))
