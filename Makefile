@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV_PY := .venv/bin/python
 ENV := . scripts/env.sh &&
 
-.PHONY: help setup lint format test test-fast demo airflow sandboxes lock bench clean
+.PHONY: help setup lint format test test-fast demo airflow sandboxes lock bench verify clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
