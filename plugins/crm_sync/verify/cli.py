@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 from crm_sync.verify.runner import CHECKS, DAGS, Options, checked, needs_clients
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 from crm_sync.verify.model import Violation
 from crm_sync.verify.snapshot import batches
 from crm_sync.verify.sources import Sources

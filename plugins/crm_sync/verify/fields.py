@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 from crm_sync.verify.model import Violation
 from crm_sync.verify.snapshot import batches
 from crm_sync.verify.sources import Sources

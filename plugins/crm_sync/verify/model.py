@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 
 # kind -> (DAG whose invariant it is, what it means). The DAG of double links and quarantine
 # rows depends on the row, so those say "by domain" / "by row".

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crm_sync.verify import _lib, engagement, fields, opportunities, people, state_checks
+import crm_sync.verify._lib as _lib
+from crm_sync.verify import engagement, fields, opportunities, people, state_checks
 from crm_sync.verify.model import Report, Violation
 from crm_sync.verify.snapshot import Snapshot
 from crm_sync.verify.sources import Sources

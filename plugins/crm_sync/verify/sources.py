@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 from crm_sync.verify.snapshot import Snapshot, batches, blank_to_none, norm_email
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from crm_sync.verify import _lib
+import crm_sync.verify._lib as _lib
 from crm_sync.verify.model import Violation
 from crm_sync.verify.sources import Sources
 
