@@ -311,36 +311,17 @@ def _batch_handler(spec: ObjectSpec, verb: str):
 
 
 _CRUD = ("create", "update", "delete")
-_register(
-    ACCOUNTS, "Accounts", get=True, date_range=True, writes=_CRUD, single=("getAccount", "account")
-)
-_register(
-    OPPORTUNITIES,
-    "Opportunities",
-    get=True,
-    date_range=True,
-    writes=_CRUD,
-    single=("getOpportunity", "opportunity"),
-)
-# getOpportunityLead answers under "opportunityLead" (DLL), unlike the list's generator key.
-_register(
-    OPPORTUNITY_LEADS,
-    "OpportunityLeads",
-    get=True,
-    date_range=False,
-    writes=("create", "delete"),
-    single=("getOpportunityLead", "opportunityLead"),
-)
-# updateDealStages is not in any sample but is in the vendor's method index family; the
-# sandbox offers it with the generic update rules.
-_register(
-    DEAL_STAGES,
-    "DealStages",
-    get=True,
-    date_range=False,
-    writes=_CRUD,
-    single=("getDealStage", "dealStage"),
-)
+# (spec, plural, has *DateRange, writes, (single getter, its result key)). getOpportunityLead
+# answers under "opportunityLead" (DLL), unlike the list's generator key. updateDealStages is
+# not in any sample but is in the vendor's method index family; the sandbox offers it with the
+# generic update rules.
+for _spec, _plural, _ranged, _writes, _single in (
+    (ACCOUNTS, "Accounts", True, _CRUD, ("getAccount", "account")),
+    (OPPORTUNITIES, "Opportunities", True, _CRUD, ("getOpportunity", "opportunity")),
+    (OPPORTUNITY_LEADS, "OpportunityLeads", False, ("create", "delete"), ("getOpportunityLead", "opportunityLead")),
+    (DEAL_STAGES, "DealStages", False, _CRUD, ("getDealStage", "dealStage")),
+):  # fmt: skip
+    _register(_spec, _plural, get=True, date_range=_ranged, writes=_writes, single=_single)
 
 
 @method("getOpportunityLeadsDateRange")
@@ -370,9 +351,7 @@ CAMPAIGN_COLUMNS = (
 def get_campaign(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """``{"campaign": [campaign]}`` or ``{"campaign": []}`` (DLL getCampaign)."""
     campaign_id = int_param(require_param(params, "id"), "id")
-    with ctx.db.read() as conn:
-        rows = conn.execute("SELECT * FROM campaigns WHERE id=?", (campaign_id,)).fetchall()
-        return {"campaign": rows_api(rows, CAMPAIGN_COLUMNS)}
+    return get_campaigns(ctx, {"where": {"id": campaign_id}, "limit": 1})
 
 
 @method("getCampaigns")

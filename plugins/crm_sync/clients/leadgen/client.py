@@ -7,12 +7,9 @@ UTC) and reads changeable sets with the no-skip readers of ``paging``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-
-import requests
 
 from crm_sync.clients.leadgen.codec import (
     TS_FORMAT,
@@ -61,31 +58,14 @@ class LeadGenClient(WriteMethods, Transport):
         account_id: str,
         secret_key: str,
         *,
-        session: requests.Session | None = None,
-        max_per_second: float = 10,
         batch_size: int = 500,
         page_size: int = 500,
-        max_retries: int = 5,
-        backoff_base: float = 0.5,
-        timeout: float = 60,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        conn_id: str | None = None,
         output_timezone: str | tzinfo | None = "UTC",
+        **transport: Any,
     ):
-        super().__init__(
-            base_url,
-            account_id,
-            secret_key,
-            session=session,
-            max_per_second=max_per_second,
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            timeout=timeout,
-            sleep=sleep,
-            clock=clock,
-            conn_id=conn_id,
-        )
+        """``transport`` keywords (``transport.Transport``): session, max_per_second (10),
+        max_retries (5), backoff_base (0.5), timeout (60), sleep, clock, conn_id."""
+        super().__init__(base_url, account_id, secret_key, **transport)
         if not 1 <= batch_size <= MAX_OBJECTS_PER_CALL:
             raise ConfigError(
                 f"batch_size must be between 1 and {MAX_OBJECTS_PER_CALL}, got {batch_size}"
@@ -235,7 +215,9 @@ class LeadGenClient(WriteMethods, Transport):
     ) -> list[dict[str, Any]]:
         """Records whose ``where_key`` (unique) is in ``values``: chunks of 500 values, one call
         each, in the order asked; values not found are simply absent."""
-        wanted = list(dict.fromkeys(norm(str(v)) for v in values if v not in (None, "")))
+        wanted = list(
+            dict.fromkeys(k for k in (norm(str(v)) for v in values if v is not None) if k)
+        )
         found: dict[str, dict[str, Any]] = {}
         extra: dict[str, Any] = {}
         if fields:
@@ -370,7 +352,8 @@ class LeadGenClient(WriteMethods, Transport):
         lead_id: str | int | None = None,
         event_source: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Marketing events with ``since <= createTimestamp <= until`` (UTC), ordered by id.
+        """Marketing events with ``since <= createTimestamp <= until`` (UTC), ordered by id,
+        none skipped (``paging.id_walk``).
 
         ``where.createTimestamp`` is the lower bound; ``until`` goes out as ``endDate`` so the
         API reads only the window (an old hour's backfill does not read every event since).
@@ -382,15 +365,15 @@ class LeadGenClient(WriteMethods, Transport):
             where["leadID"] = str(lead_id)
         if event_source is not None:
             where["eventSource"] = event_source
-        upper = format_for_api(until, "until", UTC) if until is not None else None
         params: dict[str, Any] = {"where": where}
         if until is not None and self._events_upper_bound:
             params["endDate"] = format_for_api(until, "until", self.zone)
+        inside = self._event_filter(since, until)
         started = False
         try:
             for event in self._scan("getEvents", params, "event"):
                 started = True
-                if upper is None or str(event.get("createTimestamp") or "") <= upper:
+                if inside(event):
                     yield event
             return
         except LeadGenApiError as exc:
@@ -399,9 +382,20 @@ class LeadGenClient(WriteMethods, Transport):
         log.warning("Lead Gen & CRM getEvents refuses endDate; applying the upper bound locally")
         self._events_upper_bound = False
         params.pop("endDate")
-        for event in self._scan("getEvents", params, "event"):
-            if upper is None or str(event.get("createTimestamp") or "") <= upper:
-                yield event
+        yield from filter(inside, self._scan("getEvents", params, "event"))
+
+    @staticmethod
+    def _event_filter(since: datetime, until: datetime | None) -> Callable[[dict[str, Any]], bool]:
+        """``since <= createTimestamp <= until`` on the client's UTC text (the API's own bounds
+        are applied in the account zone; this keeps the window exact either way)."""
+        lower = format_for_api(since, "since", UTC)
+        upper = format_for_api(until, "until", UTC) if until is not None else None
+
+        def inside(event: dict[str, Any]) -> bool:
+            stamp = str(event.get("createTimestamp") or "")
+            return stamp >= lower and (upper is None or stamp <= upper)
+
+        return inside
 
     def get_lead_timeline(self, lead_id: str | int) -> list[dict[str, Any]]:
         """The lead's "life of the lead" rows (no ids: use get_events for identity)."""
