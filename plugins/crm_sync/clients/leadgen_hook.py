@@ -15,7 +15,7 @@ Connection fields:
   connection forms store provider fields.
 
 The connection type is registered by the package's Airflow provider entry point
-(``crm_sync.clients.leadgen.provider``): Airflow's connection form then shows "Lead Gen & CRM"
+(``crm_sync.get_provider_info``): Airflow's connection form then shows "Lead Gen & CRM"
 with these labels.
 
 Ready-made connection for a sandbox on port 8766::
@@ -33,8 +33,8 @@ import requests
 from airflow.sdk import BaseHook
 
 from crm_sync.clients.leadgen import LeadGenClient
-from crm_sync.clients.leadgen.provider import CONN_TYPE, FIELD_BEHAVIOUR, FORM_FIELDS
 from crm_sync.errors import ConfigError, SyncError
+from crm_sync.get_provider_info import CONN_TYPE, FIELD_BEHAVIOUR, FORM_FIELDS
 
 DEFAULT_PATH = "pubapi/v1.2/"
 

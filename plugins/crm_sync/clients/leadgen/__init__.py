@@ -29,43 +29,39 @@ What callers can rely on (details in ``docs/sandbox-leadgen.md``):
   exception, and a :class:`SecretsFilter` guards this package's logger and urllib3's.
 """
 
-from __future__ import annotations
+from crm_sync.clients.leadgen.client import PAGE_CAPS, LeadGenClient
+from crm_sync.clients.leadgen.codec import (
+    NULLABLE_FIELDS,
+    TS_FORMAT,
+    decode_text,
+    parse_event_data,
+    parse_timestamp,
+)
+from crm_sync.clients.leadgen.transport import (
+    DEFAULT_BASE_URL,
+    MAX_OBJECTS_PER_CALL,
+    MAX_PAGE_SIZE,
+    MAX_RANGE_PAGE_SIZE,
+    LeadGenApiError,
+    RateLimiter,
+    retry_safe,
+)
+from crm_sync.errors import AmbiguousWriteError
 
-import importlib
-from typing import Any
-
-# Public names -> the submodule defining them. Loaded on first use (PEP 562), so importing
-# ``crm_sync.clients.leadgen.provider`` -- which Airflow does in every process to discover the
-# connection type -- does not import the client and its dependencies.
-_EXPORTS = {
-    "LeadGenClient": "client",
-    "PAGE_CAPS": "client",
-    "NULLABLE_FIELDS": "codec",
-    "TS_FORMAT": "codec",
-    "decode_text": "codec",
-    "parse_event_data": "codec",
-    "parse_timestamp": "codec",
-    "DEFAULT_BASE_URL": "transport",
-    "MAX_OBJECTS_PER_CALL": "transport",
-    "MAX_PAGE_SIZE": "transport",
-    "MAX_RANGE_PAGE_SIZE": "transport",
-    "LeadGenApiError": "transport",
-    "RateLimiter": "transport",
-    "retry_safe": "transport",
-    "AmbiguousWriteError": "transport",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_OBJECTS_PER_CALL",
+    "MAX_PAGE_SIZE",
+    "MAX_RANGE_PAGE_SIZE",
+    "NULLABLE_FIELDS",
+    "PAGE_CAPS",
+    "TS_FORMAT",
+    "AmbiguousWriteError",
+    "LeadGenApiError",
+    "LeadGenClient",
+    "RateLimiter",
+    "decode_text",
+    "parse_event_data",
+    "parse_timestamp",
+    "retry_safe",
+]

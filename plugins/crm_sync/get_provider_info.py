@@ -1,11 +1,13 @@
-"""Airflow provider info: registers the ``leadgen`` connection type and its form.
+"""Airflow provider info of the installed package: the ``leadgen`` connection type and its form.
 
 ``pyproject.toml`` declares ``get_provider_info`` as the ``apache_airflow_provider`` entry
-point of the installed package ``leadgen-salesforce-sync``; Airflow's ProvidersManager calls it
-in every process (scheduler, api-server, workers, CLI), so this module imports nothing but the
-standard library (and the package ``__init__`` loads the client lazily). Airflow 3.2+ builds the connection form from ``conn-fields`` and
-``ui-field-behaviour`` here without importing the hook; ``LeadGenHook`` exposes the same
-fields through ``get_connection_form_widgets``/``get_ui_field_behaviour`` for older versions.
+point of the distribution ``leadgen-salesforce-sync`` (the module name and place follow the
+real providers, e.g. ``airflow/providers/http/get_provider_info.py``). Airflow's
+ProvidersManager imports it in every process -- scheduler, api-server, workers, CLI, and DAG
+parsing -- so it sits at the package root and imports nothing but the standard library (not
+``crm_sync.clients``). Airflow 3.2+ builds the connection form from ``conn-fields`` and
+``ui-field-behaviour`` here without importing the hook; ``LeadGenHook`` exposes the same fields
+through ``get_connection_form_widgets``/``get_ui_field_behaviour`` for older versions.
 """
 
 from __future__ import annotations
