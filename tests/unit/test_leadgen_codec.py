@@ -94,7 +94,8 @@ def test_write_rule_clears_text_with_empty_string_and_ids_with_null():
         "accountID": "40210001",
         "active": None,  # nullable flag: kept
         "isUnsubscribed": "0",
-        "leadScore": None,
+        "leadScore": "",  # a number: "" is refused like in id columns -> null
+        "amount": None,
     }
     assert write_object(obj) == {
         "id": "7",
@@ -105,5 +106,6 @@ def test_write_rule_clears_text_with_empty_string_and_ids_with_null():
         "accountID": "40210001",
         "active": None,
         "isUnsubscribed": "0",
-        "leadScore": "",
+        "leadScore": None,
+        "amount": None,
     }

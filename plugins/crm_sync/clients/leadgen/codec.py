@@ -14,7 +14,7 @@ Transport rules, applied to every read and write so callers see one consistent s
 * **Blanks on write**: the API refuses ``null`` in standard text fields and custom fields
   (object error 205, "send an empty string instead") and refuses ``""`` in integer id
   references. :func:`write_value` sends ``""`` to clear a text field and ``null`` to clear a
-  nullable field (:data:`NULLABLE_FIELDS`).
+  field that is not text (:data:`NON_TEXT_FIELDS`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ TIMESTAMP_KEYS = frozenset({"createTimestamp", "updateTimestamp", "__createTimes
 EMAIL_DATE_KEYS = frozenset({"createDate"})
 RAW_KEYS = frozenset({"eventData"})  # JSON text: decoding entities could break it
 
-# Fields that take null (and refuse ""): the lead's nullable properties RMUIT found
-# (accountID, ownerID, campaignID, isUnsubscribed, active) and, by the same rule ("integer ID
-# columns"), every id reference of the other objects [I].
+# Standard fields that are not text -- integer id references, flags, numbers, dates -- by
+# object. RMUIT: the lead's accountID, ownerID, campaignID, isUnsubscribed and active "can be
+# (re)set to null, unlike string fields", and "Sharpspring won't accept empty strings as values
+# in integer ID columns" -- "probably" any non-required int/tinyint column [I]. They take null to
+# clear and never "". Every other field (standard text, custom fields) takes "" and never null.
 ID_REFERENCES = frozenset(
     {
         "ownerID",
@@ -48,7 +50,29 @@ ID_REFERENCES = frozenset(
         "leadID",
     }
 )
-NULLABLE_FIELDS = ID_REFERENCES | {"active", "isUnsubscribed"}
+NON_TEXT_FIELDS = ID_REFERENCES | {
+    # lead
+    "active",
+    "isUnsubscribed",
+    "leadScore",
+    "leadScoreWeighted",
+    # account
+    "annualRevenue",
+    "numberOfEmployees",
+    "yearStarted",
+    # opportunity
+    "probability",
+    "amount",
+    "isClosed",
+    "isWon",
+    "closeDate",
+    "isActive",
+    # deal stage
+    "defaultProbability",
+    "weight",
+    "isEditable",
+}
+NULLABLE_FIELDS = NON_TEXT_FIELDS
 
 
 def account_zone(name: str | tzinfo | None) -> tzinfo:
@@ -130,9 +154,9 @@ def clean_row(row: Any, zone: tzinfo) -> Any:
 
 def write_value(key: str, value: Any) -> Any:
     """The value to send for ``key``: ``""`` clears a text or custom field (``null`` is refused
-    there), ``null`` clears a nullable field (``""`` is refused there)."""
-    if key in NULLABLE_FIELDS:
-        return None if value == "" and key in ID_REFERENCES else value
+    there), ``null`` clears an id, flag, number or date (``""`` is refused there)."""
+    if key in NON_TEXT_FIELDS:
+        return None if value == "" else value
     return "" if value is None else value
 
 
