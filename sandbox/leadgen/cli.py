@@ -103,7 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+Request = tuple[str, str, dict[str, Any] | None]
+
+
+def _control_request(args: argparse.Namespace) -> Request | None:
+    """Commands that steer the sandbox (config, limits, faults, hooks); None for the others."""
+    cmd = args.command
+    if cmd == "config":
+        if args.settings:
+            return "POST", "/config", _pairs(args.settings)
+        return "GET", "/config", None
+    if cmd == "limits":
+        off = {key: 0 for key in REAL_LIMITS}
+        return "POST", "/config", dict(REAL_LIMITS) if args.preset == "real" else off
+    if cmd == "hook":
+        body = {"method": args.method, "call": args.call, "lead_id": args.id}
+        return "POST", "/hooks", {**body, "fields": _pairs(args.fields)}
+    if cmd == "fault":
+        body = {
+            "method": args.method,
+            "fault": args.fault,
+            "count": args.count,
+            "after": args.after,
+        }
+        return "POST", "/faults", body
+    if cmd in ("hooks", "faults"):
+        return ("DELETE", f"/{cmd}", {}) if args.clear else ("GET", f"/{cmd}", None)
+    return None
+
+
+def _request(args: argparse.Namespace) -> Request:
     """(HTTP verb, admin path, JSON body) for the parsed command."""
     cmd = args.command
     at = {"_at": args.at} if args.at else {}
@@ -123,30 +152,9 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]
         if args.advance is not None:
             return "POST", "/clock", {"advance_seconds": args.advance}
         return ("POST", "/clock", {"now": args.now}) if args.now else ("GET", "/clock", None)
-    if cmd == "config":
-        return (
-            ("POST", "/config", _pairs(args.settings))
-            if args.settings
-            else ("GET", "/config", None)
-        )
-    if cmd == "limits":
-        off = {key: 0 for key in REAL_LIMITS}
-        return "POST", "/config", dict(REAL_LIMITS) if args.preset == "real" else off
-    if cmd == "hook":
-        body = {"method": args.method, "call": args.call, "lead_id": args.id}
-        return "POST", "/hooks", {**body, "fields": _pairs(args.fields)}
-    if cmd == "hooks":
-        return ("DELETE", "/hooks", {}) if args.clear else ("GET", "/hooks", None)
-    if cmd == "fault":
-        body = {
-            "method": args.method,
-            "fault": args.fault,
-            "count": args.count,
-            "after": args.after,
-        }
-        return "POST", "/faults", body
-    if cmd == "faults":
-        return ("DELETE", "/faults", {}) if args.clear else ("GET", "/faults", None)
+    control = _control_request(args)
+    if control is not None:
+        return control
     if cmd == "stats":
         return "GET", "/stats", None
     if cmd == "lead":
