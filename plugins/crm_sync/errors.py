@@ -7,6 +7,9 @@
   carry a secret.
 * :class:`DataQualityError` -- one record is bad (a field breaks a rule). The record is
   quarantined with its reason; the rest of the batch goes on.
+* :class:`AmbiguousWriteError` -- a create without a natural key may or may not have been
+  applied (the answer was lost). Neither retry nor give up: look the records up by a natural
+  key first, then create only what is missing.
 """
 
 from __future__ import annotations
@@ -59,3 +62,35 @@ class DataQualityError(SyncError):
         self.field = field
         self.rule = rule
         self.detail = message
+
+
+class AmbiguousWriteError(SyncError):
+    """A create call may have been applied although no answer came back.
+
+    Raised for creates the API cannot deduplicate (no natural key: opportunities, accounts,
+    deal stages, opportunity leads...) when the request may have reached the server before the
+    connection dropped, timed out or answered 5xx/999. Retrying blindly could create the records
+    twice, and failing as fatal would hide that they may exist: the caller must look them up
+    (by a natural key such as the name plus the Salesforce id it carries) before creating again.
+    Deliberately *not* a :class:`RetriableError`, so nothing retries it blindly; an Airflow task
+    retry is safe only if the task looks the records up first.
+
+    ``method`` is the API method, ``count`` the number of objects in the ambiguous call,
+    ``first_index`` the input position of the first of them; ``partial_results`` (set by the
+    client) holds the results of the earlier batches, which were applied for certain.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        count: int,
+        first_index: int = 0,
+        code: str | int | None = None,
+    ):
+        super().__init__(message)
+        self.method = method
+        self.count = count
+        self.first_index = first_index
+        self.code = code

@@ -22,6 +22,7 @@ from .app import SandboxState
 from .clock import format_timestamp, parse_timestamp
 from .marketer import AdminError
 from .seed import seed
+from .values import TEXT_API, TEXT_UI
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ async def reset(state: SandboxState, request: Request, payload: dict[str, Any]) 
     await run_in_threadpool(state.db.reset)
     state.reset_counters()
     state.faults.clear()
+    state.hooks.clear()
     state.clock.freeze(None)
     if not payload.get("keep_config"):
         state.config.restore()
@@ -192,6 +194,22 @@ async def faults(state: SandboxState, request: Request, payload: dict[str, Any])
     return {"pending": state.faults.pending()}
 
 
+async def hooks(state: SandboxState, request: Request, payload: dict[str, Any]) -> Any:
+    """POST ``{"method": "getLeadsDateRange", "call": 2, "lead_id": X, "fields": {...}}``:
+    just before the 2nd such API call (counted from now) is processed, edit lead X (no fields:
+    only bump its updateTimestamp). DELETE clears; GET lists what is pending."""
+    if request.method == "POST":
+        state.hooks.schedule(
+            str(payload.get("method") or ""),
+            _int(payload, "call", 1),
+            _int(payload, "lead_id"),
+            payload.get("fields") or {},
+        )
+    elif request.method == "DELETE":
+        state.hooks.clear()
+    return {"pending": state.hooks.pending()}
+
+
 async def stats(state: SandboxState, request: Request, payload: dict[str, Any]) -> Any:
     def count() -> dict[str, int]:
         with state.db.read() as conn:
@@ -220,11 +238,19 @@ async def lead_get(state: SandboxState, request: Request, payload: dict[str, Any
 
 
 async def lead_edit(state: SandboxState, request: Request, payload: dict[str, Any]) -> Any:
+    """``{"fields": {...}, "typed_in_ui": false, "_at"}``: a marketer's edit; with
+    ``typed_in_ui`` the text is stored HTML-encoded, as the product's UI saves it."""
     fields = payload.get("fields")
     if not isinstance(fields, dict) or not fields:
         raise AdminError(400, 'give {"fields": {...}}')
+    mode = TEXT_UI if payload.get("typed_in_ui") else TEXT_API
     return await run_in_threadpool(
-        marketer.edit_lead, state.db, request.path_params["lead_id"], fields, _at(state, payload)
+        marketer.edit_lead,
+        state.db,
+        request.path_params["lead_id"],
+        fields,
+        _at(state, payload),
+        mode,
     )
 
 
@@ -338,6 +364,7 @@ ROUTES: tuple[tuple[str, AdminHandler, tuple[str, ...]], ...] = (
     ("/clock", clock, ("GET", "POST")),
     ("/config", config, ("GET", "POST")),
     ("/faults", faults, ("GET", "POST", "DELETE")),
+    ("/hooks", hooks, ("GET", "POST", "DELETE")),
     ("/stats", stats, ("GET",)),
     ("/leads/{lead_id:int}", lead_get, ("GET",)),
     ("/leads/{lead_id:int}", lead_edit, ("POST",)),

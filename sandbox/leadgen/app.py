@@ -30,8 +30,9 @@ from . import API_PATH, methods  # noqa: F401 - importing methods registers them
 from .clock import AccountClock
 from .config import ConfigHolder
 from .errors import ApiError, error_object
+from .hooks import HookQueue
 from .limits import CallStats, FaultInjector, SlidingWindowLimiter
-from .rpc import METHODS, Context
+from .rpc import METHODS, Context, Method
 from .storage import Database
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class SandboxState:
     limiter: SlidingWindowLimiter = field(default_factory=SlidingWindowLimiter)
     stats: CallStats = field(default_factory=CallStats)
     faults: FaultInjector = field(default_factory=FaultInjector)
+    hooks: HookQueue = field(default_factory=HookQueue)
     allow_remote_admin: bool = False
 
     @property
@@ -113,6 +115,27 @@ async def _drop_connection(request: Request) -> Response:
     return Response(b'{"result":', status_code=200, headers={"content-length": "4096"})
 
 
+def _method_spec(envelope: Any, method_name: str | None) -> tuple[Method, dict[str, Any]]:
+    """Check the envelope and find the method (101, 102, 201, 202, 205, 204 otherwise)."""
+    if not isinstance(envelope, dict):
+        raise ApiError(101, data={"hint": "the body must be a JSON object"})
+    if "id" not in envelope:
+        raise ApiError(102)
+    if "method" not in envelope:
+        raise ApiError(201)
+    if "params" not in envelope:
+        raise ApiError(202)
+    params = envelope["params"]
+    if isinstance(params, list) and not params:
+        params = {}  # PHP encodes an empty array as []
+    if not isinstance(params, dict):
+        raise ApiError(205, "Invalid parameters: params must be an object", {"param": "params"})
+    spec = METHODS.get(method_name or "")
+    if spec is None:
+        raise ApiError(204, f"Invalid method: {method_name}", {"method": method_name})
+    return spec, params
+
+
 class RpcEndpoint:
     def __init__(self, state: SandboxState):
         self.state = state
@@ -133,56 +156,60 @@ class RpcEndpoint:
         if not isinstance(method_name, str):
             method_name = None
         req_id = envelope.get("id") if isinstance(envelope, dict) else None
+        refused = self._limit(method_name)
+        if refused is not None:
+            return self._respond(
+                None, ApiError(refused).to_json(), req_id, method_name, started, refused
+            )
+
         config = state.config.current
-        stats = state.stats
-        stats.total += 1
-        stats.by_method[method_name or "<invalid>"] += 1
-
-        if not state.limiter.try_acquire(config.per_second_limit):
-            stats.rejected["107"] += 1
-            return self._respond(None, ApiError(107).to_json(), req_id, method_name, started, 107)
-        day = state.clock.now().strftime("%Y-%m-%d")
-        if stats.daily_day != day:
-            stats.daily_day, stats.daily_count = day, 0
-        if config.daily_limit and stats.daily_count >= config.daily_limit:
-            stats.rejected["106"] += 1
-            return self._respond(None, ApiError(106).to_json(), req_id, method_name, started, 106)
-        stats.daily_count += 1
-
         fault = state.faults.draw(method_name or "<invalid>", config.fault_rate, config.fault_kinds)
         if config.latency_ms or config.latency_jitter_ms:
             await asyncio.sleep(
                 (config.latency_ms + state.faults.jitter(config.latency_jitter_ms)) / 1000
             )
         if fault is not None:
-            stats.rejected[f"fault:{fault}"] += 1
+            state.stats.rejected[f"fault:{fault}"] += 1
             log.info("%s: injected fault %s", method_name, fault)
-            if fault == "drop":
-                return await _drop_connection(request)
-            if fault == "500":
-                return PlainTextResponse("Internal Server Error", status_code=500)
+        if fault == "drop":
+            return await _drop_connection(request)
+        if fault == "500":
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        if fault in ("999", "107"):
             code = int(fault)
             return self._respond(None, ApiError(code).to_json(), req_id, method_name, started, code)
+        response = await self._execute(envelope, method_name, req_id, started)
+        if fault == "drop_after":
+            # The call was processed (a write is committed); only the answer is lost.
+            return await _drop_connection(request)
+        return response
 
+    def _limit(self, method_name: str | None) -> int | None:
+        """Count the call; the code refusing it (107 per second, 106 per day), or None."""
+        state, config, stats = self.state, self.state.config.current, self.state.stats
+        stats.total += 1
+        stats.by_method[method_name or "<invalid>"] += 1
+        if not state.limiter.try_acquire(config.per_second_limit):
+            stats.rejected["107"] += 1
+            return 107
+        day = state.clock.now().strftime("%Y-%m-%d")
+        if stats.daily_day != day:
+            stats.daily_day, stats.daily_count = day, 0
+        if config.daily_limit and stats.daily_count >= config.daily_limit:
+            stats.rejected["106"] += 1
+            return 106
+        stats.daily_count += 1
+        return None
+
+    async def _execute(
+        self, envelope: Any, method_name: str | None, req_id: Any, started: float
+    ) -> Response:
+        """Validate the envelope, fire due test hooks, run the method, build the answer."""
+        state = self.state
         try:
-            if not isinstance(envelope, dict):
-                raise ApiError(101, data={"hint": "the body must be a JSON object"})
-            if "id" not in envelope:
-                raise ApiError(102)
-            if "method" not in envelope:
-                raise ApiError(201)
-            if "params" not in envelope:
-                raise ApiError(202)
-            params = envelope["params"]
-            if isinstance(params, list) and not params:
-                params = {}  # PHP encodes an empty array as []
-            if not isinstance(params, dict):
-                raise ApiError(
-                    205, "Invalid parameters: params must be an object", {"param": "params"}
-                )
-            spec = METHODS.get(method_name or "")
-            if spec is None:
-                raise ApiError(204, f"Invalid method: {method_name}", {"method": method_name})
+            spec, params = _method_spec(envelope, method_name)
+            for hook in state.hooks.due(spec.name):
+                await run_in_threadpool(self._touch, hook)
             result = await run_in_threadpool(spec.fn, state.ctx, params)
         except ApiError as exc:
             return self._respond(None, exc.to_json(), req_id, method_name, started, exc.code)
@@ -191,7 +218,6 @@ class RpcEndpoint:
             return self._respond(
                 None, error_object(999, "Unknown error"), req_id, method_name, started, 999
             )
-
         if spec.write:
             errors = [
                 entry["error"]
@@ -202,6 +228,16 @@ class RpcEndpoint:
             ]
             return self._respond(result, errors, req_id, method_name, started, None)
         return self._respond(result, None, req_id, method_name, started, None)
+
+    def _touch(self, hook: Any) -> None:
+        from .marketer import AdminError, touch_lead
+
+        try:
+            touch_lead(self.state.db, hook.lead_id, hook.fields, self.state.clock.now_str())
+        except AdminError as exc:  # a hook on a missing lead must not fail the API call
+            log.warning("hook on %s: %s", hook.method, exc.message)
+            return
+        log.info("hook: touched lead %s before %s call %d", hook.lead_id, hook.method, hook.call)
 
     def _respond(
         self,

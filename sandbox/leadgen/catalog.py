@@ -65,7 +65,10 @@ class FieldDef:
     ``str``, ``bool`` (stored 0/1, read "0"/"1"), ``picklist``, ``date`` (read back as
     ``YYYY-MM-DD 00:00:00``), ``ts`` (server-maintained timestamp) or ``derived`` (computed on
     read, never stored). ``nullable=False`` fields reject ``null`` with object error 205, as the
-    real API does for non-nullable strings (reference 5).
+    real API does for standard string fields (reference 5; RMUIT: "probably every non-custom
+    string field"). ``ref=True`` marks integer id references (ownerID, accountID, ...): they are
+    nullable but refuse ``""`` with 205, as RMUIT observed ("Sharpspring won't accept empty
+    strings as values in integer ID columns").
     """
 
     name: str
@@ -76,16 +79,23 @@ class FieldDef:
     writable: bool = True
     nullable: bool = True
     options: tuple[str, ...] = ()
+    ref: bool = False
 
 
 def _s(name: str, label: str, length: int = 255, data_type: str = "string", **kw) -> FieldDef:
-    return FieldDef(name, label, "str", data_type, length, **kw)
+    """A standard text field: never nullable (send ``""`` to clear it)."""
+    return FieldDef(name, label, "str", data_type, length, nullable=False, **kw)
+
+
+def _ref(name: str, label: str, **kw) -> FieldDef:
+    """An integer id reference: nullable, ``""`` refused."""
+    return FieldDef(name, label, "int", "int", ref=True, **kw)
 
 
 LEAD_FIELDS: tuple[FieldDef, ...] = (
     FieldDef("id", "Lead ID", "id", "int", writable=False, nullable=False),
-    FieldDef("accountID", "Account", "int", "int"),
-    FieldDef("ownerID", "Owner", "int", "int"),
+    _ref("accountID", "Account"),
+    _ref("ownerID", "Owner"),
     _s("companyName", "Company Name", 100),
     _s("title", "Title"),
     _s("firstName", "First Name", 50),
@@ -95,18 +105,19 @@ LEAD_FIELDS: tuple[FieldDef, ...] = (
     _s("country", "Country", data_type="country"),
     _s("state", "State", 50, data_type="state"),
     _s("zipcode", "Zipcode", 50),
-    _s("emailAddress", "Email", 150, nullable=False),
+    _s("emailAddress", "Email", 150),
     _s("website", "Website", data_type="url"),
     _s("phoneNumber", "Phone Number", data_type="phone"),
     _s("officePhoneNumber", "Office Phone Number", data_type="phone"),
     _s("phoneNumberExtension", "Phone Number Extension", 50),
     _s("mobilePhoneNumber", "Mobile Phone Number", data_type="phone"),
     _s("faxNumber", "Fax Number", data_type="phone"),
-    FieldDef("description", "Description", "str", "textarea", 65535),
-    FieldDef("campaignID", "Campaign", "int", "int"),
+    FieldDef("description", "Description", "str", "textarea", 65535, nullable=False),
+    _ref("campaignID", "Campaign"),
     _s("trackingID", "Tracking ID"),
     _s("industry", "Industry"),
-    FieldDef("active", "Active", "bool", "boolean", nullable=False),
+    # RMUIT: active and isUnsubscribed "can be (re)set to null, unlike string fields".
+    FieldDef("active", "Active", "bool", "boolean"),
     FieldDef("isQualified", "Is Qualified", "derived", "boolean", writable=False),
     FieldDef("isContact", "Is Contact", "derived", "boolean", writable=False),
     FieldDef("isCustomer", "Is Customer", "derived", "boolean", writable=False),
@@ -119,13 +130,13 @@ LEAD_FIELDS: tuple[FieldDef, ...] = (
     FieldDef(
         "leadStatus", "Lead Status", "picklist", "picklist", nullable=False, options=LEAD_STATUSES
     ),
-    _s("persona", "Persona", 128, nullable=False),
+    _s("persona", "Persona", 128),
 )
 
 ACCOUNT_FIELDS: tuple[FieldDef, ...] = (
     FieldDef("id", "Account ID", "id", "int", writable=False, nullable=False),
-    FieldDef("ownerID", "Owner", "int", "int"),
-    _s("accountName", "Account Name", nullable=False),
+    _ref("ownerID", "Owner"),
+    _s("accountName", "Account Name"),
     _s("industry", "Industry"),
     _s("phone", "Phone", data_type="phone"),
     FieldDef("annualRevenue", "Annual Revenue", "decimal", "string"),
@@ -147,25 +158,25 @@ ACCOUNT_FIELDS: tuple[FieldDef, ...] = (
 
 OPPORTUNITY_FIELDS: tuple[FieldDef, ...] = (
     FieldDef("id", "Opportunity ID", "id", "int", writable=False, nullable=False),
-    FieldDef("ownerID", "Owner", "int", "int"),
-    FieldDef("dealStageID", "Deal Stage", "int", "int"),
-    FieldDef("accountID", "Account", "int", "int"),
-    FieldDef("campaignID", "Campaign", "int", "int"),
-    _s("opportunityName", "Opportunity Name", nullable=False),
+    _ref("ownerID", "Owner"),
+    _ref("dealStageID", "Deal Stage"),
+    _ref("accountID", "Account"),
+    _ref("campaignID", "Campaign"),
+    _s("opportunityName", "Opportunity Name"),
     FieldDef("probability", "Probability", "int", "int"),
     FieldDef("amount", "Amount", "decimal", "string"),
     FieldDef("isClosed", "Is Closed", "bool", "boolean"),
     FieldDef("isWon", "Is Won", "bool", "boolean"),
     FieldDef("closeDate", "Close Date", "date", "date"),
     FieldDef("isActive", "Is Active", "bool", "boolean"),
-    FieldDef("primaryLeadID", "Primary Lead", "int", "int"),
-    FieldDef("originatingLeadID", "Originating Lead", "int", "int"),
+    _ref("primaryLeadID", "Primary Lead"),
+    _ref("originatingLeadID", "Originating Lead"),
 )
 
 DEAL_STAGE_FIELDS: tuple[FieldDef, ...] = (
     FieldDef("id", "Deal Stage ID", "id", "int", writable=False, nullable=False),
-    _s("dealStageName", "Deal Stage Name", nullable=False),
-    FieldDef("description", "Description", "str", "textarea", 65535),
+    _s("dealStageName", "Deal Stage Name"),
+    FieldDef("description", "Description", "str", "textarea", 65535, nullable=False),
     FieldDef("defaultProbability", "Default Probability", "int", "int"),
     FieldDef("weight", "Weight", "int", "int"),
     FieldDef("isEditable", "Is Editable", "bool", "boolean"),
@@ -173,8 +184,8 @@ DEAL_STAGE_FIELDS: tuple[FieldDef, ...] = (
 
 OPPORTUNITY_LEAD_FIELDS: tuple[FieldDef, ...] = (
     FieldDef("id", "Opportunity Lead ID", "id", "int", writable=False, nullable=False),
-    FieldDef("opportunityID", "Opportunity", "int", "int", nullable=False),
-    FieldDef("leadID", "Lead", "int", "int", nullable=False),
+    _ref("opportunityID", "Opportunity", nullable=False),
+    _ref("leadID", "Lead", nullable=False),
 )
 
 # The default account's custom lead fields. Their systemNames are fixed (not generated) so the

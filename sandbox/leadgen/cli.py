@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 from . import ADMIN_PREFIX
+from .config import FAULT_KINDS, REAL_LIMITS
 
 
 def _pairs(items: list[str]) -> dict[str, Any]:
@@ -50,17 +51,27 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--real", action="store_true")
     c.add_argument("--advance", type=float)
     sub.add_parser("config").add_argument("settings", nargs="*", help="key=value")
+    sub.add_parser(
+        "limits", help="real: 10 calls/s and 50,000/day like the real API; off: no limits"
+    ).add_argument("preset", choices=["real", "off"])
     f = sub.add_parser("fault", help="fail the next COUNT calls of METHOD ('*' = any) with FAULT")
     f.add_argument("method")
-    f.add_argument("fault", choices=["999", "drop", "500", "107"])
+    f.add_argument("fault", choices=list(FAULT_KINDS))
     f.add_argument("--count", type=int, default=1)
     f.add_argument(
         "--after", type=int, default=0, help="let this many matching calls through first"
     )
     sub.add_parser("faults").add_argument("--clear", action="store_true")
+    h = sub.add_parser("hook", help="before the CALL-th call of METHOD, touch lead ID")
+    h.add_argument("method")
+    h.add_argument("call", type=int)
+    h.add_argument("id", type=int)
+    h.add_argument("fields", nargs="*", help="field=value to set (none: bump updateTimestamp)")
+    sub.add_parser("hooks").add_argument("--clear", action="store_true")
     sub.add_parser("stats")
     sub.add_parser("lead").add_argument("id", type=int)
     e = sub.add_parser("edit", help="edit a lead as a marketer")
+    e.add_argument("--ui", action="store_true", help="store the text as typed in the UI")
     e.add_argument("id", type=int)
     e.add_argument("fields", nargs="+", help="field=value")
     sc = sub.add_parser("score")
@@ -92,7 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]:
+Request = tuple[str, str, dict[str, Any] | None]
+
+
+def _control_request(args: argparse.Namespace) -> Request | None:
+    """Commands that steer the sandbox (config, limits, faults, hooks); None for the others."""
+    cmd = args.command
+    if cmd == "config":
+        if args.settings:
+            return "POST", "/config", _pairs(args.settings)
+        return "GET", "/config", None
+    if cmd == "limits":
+        off = {key: 0 for key in REAL_LIMITS}
+        return "POST", "/config", dict(REAL_LIMITS) if args.preset == "real" else off
+    if cmd == "hook":
+        body = {"method": args.method, "call": args.call, "lead_id": args.id}
+        return "POST", "/hooks", {**body, "fields": _pairs(args.fields)}
+    if cmd == "fault":
+        body = {
+            "method": args.method,
+            "fault": args.fault,
+            "count": args.count,
+            "after": args.after,
+        }
+        return "POST", "/faults", body
+    if cmd in ("hooks", "faults"):
+        return ("DELETE", f"/{cmd}", {}) if args.clear else ("GET", f"/{cmd}", None)
+    return None
+
+
+def _request(args: argparse.Namespace) -> Request:
     """(HTTP verb, admin path, JSON body) for the parsed command."""
     cmd = args.command
     at = {"_at": args.at} if args.at else {}
@@ -112,28 +152,16 @@ def _request(args: argparse.Namespace) -> tuple[str, str, dict[str, Any] | None]
         if args.advance is not None:
             return "POST", "/clock", {"advance_seconds": args.advance}
         return ("POST", "/clock", {"now": args.now}) if args.now else ("GET", "/clock", None)
-    if cmd == "config":
-        return (
-            ("POST", "/config", _pairs(args.settings))
-            if args.settings
-            else ("GET", "/config", None)
-        )
-    if cmd == "fault":
-        body = {
-            "method": args.method,
-            "fault": args.fault,
-            "count": args.count,
-            "after": args.after,
-        }
-        return "POST", "/faults", body
-    if cmd == "faults":
-        return ("DELETE", "/faults", {}) if args.clear else ("GET", "/faults", None)
+    control = _control_request(args)
+    if control is not None:
+        return control
     if cmd == "stats":
         return "GET", "/stats", None
     if cmd == "lead":
         return "GET", f"/leads/{args.id}", None
     if cmd == "edit":
-        return "POST", f"/leads/{args.id}", {"fields": _pairs(args.fields), **at}
+        body = {"fields": _pairs(args.fields), "typed_in_ui": args.ui, **at}
+        return "POST", f"/leads/{args.id}", body
     if cmd == "score":
         return (
             "POST",

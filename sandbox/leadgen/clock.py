@@ -2,13 +2,17 @@
 
 Every timestamp the sandbox writes comes from :class:`AccountClock`, so tests can freeze time
 (``POST /__sandbox__/clock``) and get reproducible ``createTimestamp``/``updateTimestamp``
-values. The API (v1.2) reads and writes ``YYYY-MM-DD HH:MM:SS`` in UTC with no zone marker.
+values. The API (v1.2) reads and writes ``YYYY-MM-DD HH:MM:SS`` with no zone marker; the
+sandbox stores UTC and, when the account time zone (config ``account_timezone``) is not UTC,
+answers and reads API timestamps in that zone (:func:`to_zone` / :func:`parse_in_zone`).
 """
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 # getEmailEvents uses its own, minute-precision format (vendor sample: "2016/11/01 16:37").
@@ -38,6 +42,42 @@ def parse_timestamp(value: object) -> datetime:
         raise ValueError(f"not a timestamp: {value!r} (expected YYYY-MM-DD HH:MM:SS)")
     dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
     return dt.replace(microsecond=0)
+
+
+@lru_cache(maxsize=32)
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo called ``name``; ``ValueError`` for an unknown zone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r} (use an IANA name such as UTC or America/New_York)"
+        ) from None
+
+
+def parse_in_zone(value: object, zone_name: str) -> datetime:
+    """An API argument (naive = the account zone) -> aware UTC datetime, seconds precision."""
+    if isinstance(value, str) and zone_name != "UTC":
+        text = value.strip()
+        if text and not text.endswith("Z") and "+" not in text[10:] and "-" not in text[10:]:
+            try:
+                naive = datetime.fromisoformat(text)
+            except ValueError:
+                naive = None
+            if naive is not None and naive.tzinfo is None:
+                return parse_timestamp(naive.replace(tzinfo=zone(zone_name)))
+    return parse_timestamp(value)
+
+
+def to_zone(stored: str | None, zone_name: str, fmt: str = "%Y-%m-%d %H:%M:%S") -> str | None:
+    """A stored UTC timestamp -> the API's text in the account zone (``fmt``)."""
+    if stored is None or (zone_name == "UTC" and fmt == TS_FORMAT):
+        return stored
+    try:
+        dt = datetime.strptime(stored, TS_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return stored
+    return dt.astimezone(zone(zone_name)).strftime(fmt)
 
 
 def format_timestamp(dt: datetime) -> str:

@@ -11,7 +11,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("999", "drop", "500", "107")
+from .clock import zone
+
+# "drop_after" processes the call (a write is committed) and then drops the connection without
+# answering: the case where a client cannot know whether its write was applied.
+FAULT_KINDS = ("999", "drop", "drop_after", "500", "107")
+# The real API's limits (reference 4), for `limits real`.
+REAL_LIMITS = {"per_second_limit": 10, "daily_limit": 50000}
 
 
 @dataclass
@@ -26,6 +32,9 @@ class RuntimeConfig:
     * ``latency_ms`` / ``latency_jitter_ms`` -- added to every API call (not admin calls).
     * ``fault_rate`` -- probability that an API call fails with one of ``fault_kinds``,
       drawn from a RNG seeded with ``fault_seed`` (reproducible runs).
+    * ``account_timezone`` -- the account's time zone (IANA name). API timestamps are answered,
+      and date arguments read, in this zone; storage stays UTC. ``UTC`` is the v1.2 behaviour
+      the reference assumes; another zone reproduces an account whose API speaks local time.
     """
 
     per_second_limit: int = 10
@@ -38,6 +47,7 @@ class RuntimeConfig:
     fault_rate: float = 0.0
     fault_kinds: list[str] = field(default_factory=lambda: ["999"])
     fault_seed: int = 0
+    account_timezone: str = "UTC"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,6 +68,10 @@ class RuntimeConfig:
                 if bad or not kinds:
                     raise ValueError(f"fault_kinds must be a non-empty subset of {FAULT_KINDS}")
                 checked[key] = [str(k) for k in kinds]
+                continue
+            if key == "account_timezone":
+                zone(str(value))  # ValueError names the bad zone
+                checked[key] = str(value)
                 continue
             current = getattr(self, key)
             try:

@@ -26,6 +26,7 @@ from .methods.leads import (
     write_changes,
 )
 from .storage import Database
+from .values import TEXT_API
 
 
 class AdminError(Exception):
@@ -59,13 +60,19 @@ def read_lead(db: Database, lead_id: Any) -> dict[str, Any]:
         return lead_to_api(row, CustomCatalog(conn).names)
 
 
-def edit_lead(db: Database, lead_id: Any, fields: dict[str, Any], at: str) -> dict[str, Any]:
-    """A marketer edits fields (any writable field, including ``active`` and scores)."""
+def edit_lead(
+    db: Database, lead_id: Any, fields: dict[str, Any], at: str, text_mode: str = TEXT_API
+) -> dict[str, Any]:
+    """A marketer edits fields (any writable field, including ``active`` and scores).
+
+    Text is stored as an API write stores it, or, with ``text_mode=TEXT_UI``, the way the UI
+    saves what a marketer types (HTML-encoded; ``values.ui_text``).
+    """
     with db.tx() as conn:
         row = _lead_or_404(conn, lead_id)
         custom = CustomCatalog(conn)
         try:
-            std, cust = prepare_values(conn, fields, custom)
+            std, cust = prepare_values(conn, fields, custom, text_mode)
         except ObjectError as exc:
             raise _object_error(exc) from None
         if "emailAddress" in std:
@@ -78,6 +85,17 @@ def edit_lead(db: Database, lead_id: Any, fields: dict[str, Any], at: str) -> di
         if std or cust:
             write_changes(conn, row, std, cust, at)
         return {"leadID": str(row[COL_INDEX["id"]]), "changed": sorted([*std, *cust])}
+
+
+def touch_lead(db: Database, lead_id: Any, fields: dict[str, Any], at: str) -> None:
+    """A test hook's edit: apply ``fields`` (may be empty) and always bump updateTimestamp."""
+    with db.tx() as conn:
+        row = _lead_or_404(conn, lead_id)
+        try:
+            std, cust = prepare_values(conn, fields, CustomCatalog(conn))
+        except ObjectError as exc:
+            raise _object_error(exc) from None
+        write_changes(conn, row, *changes_for(row, std, cust), at)
 
 
 def form_submit(

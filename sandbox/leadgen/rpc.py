@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import AccountClock
+from .clock import AccountClock, to_zone
 from .config import RuntimeConfig
 from .errors import ApiError, ObjectError
 from .storage import Database
@@ -187,31 +187,87 @@ def failure(exc: ObjectError) -> dict[str, Any]:
     return {"success": False, "error": exc.to_json()}
 
 
+TIMESTAMP_COLUMNS = frozenset({"createTimestamp", "updateTimestamp"})
+
+
 def rows_api(
-    rows: list[sqlite3.Row], columns: tuple[str, ...] | list[str]
+    rows: list[sqlite3.Row], columns: tuple[str, ...] | list[str], zone_name: str = "UTC"
 ) -> list[dict[str, str | None]]:
-    """Rows -> API objects with every value as a string (or null)."""
+    """Rows -> API objects with every value as a string (or null); timestamps in the account
+    zone ``zone_name``."""
     out = []
     for row in rows:
-        out.append({c: (None if row[c] is None else str(row[c])) for c in columns})
+        obj = {c: (None if row[c] is None else str(row[c])) for c in columns}
+        if zone_name != "UTC":
+            for c in TIMESTAMP_COLUMNS.intersection(columns):
+                obj[c] = to_zone(obj[c], zone_name)
+        out.append(obj)
     return out
 
 
-def filtered_select(
-    conn: sqlite3.Connection, table: str, where: dict[str, Any], limit: int, offset: int
-) -> list[sqlite3.Row]:
-    """``SELECT *`` with equality filters on already-checked column names, ordered by id.
+def _where_value(key: str, value: Any) -> Any:
+    """A scalar filter value; id columns (``id``, ``...ID``) are compared as integers."""
+    if isinstance(value, (list, dict)):
+        raise ApiError(210, f"Array given where a scalar was expected: {key}", {"param": key})
+    if isinstance(value, bool):
+        return int(value)
+    if key == "id" or key.endswith("ID"):
+        return int_param(value, key)
+    return value
 
-    Values are bound as given: SQLite's column affinity makes ``"313361052"`` match an
-    INTEGER id, just as the real API accepts numbers sent as strings.
+
+def where_sql(
+    where: dict[str, Any], keys: tuple[str, ...], max_items: int, *, nocase: tuple[str, ...] = ()
+) -> tuple[str, list[Any], str, list[Any]]:
+    """``(condition, args, order prefix, order args)`` for an already-checked ``where``.
+
+    Scalars are equality filters combined with AND. A list value (at most ``max_items``, else
+    209) takes precedence: as soon as one key has a list, scalar keys are ignored and the rows
+    matching any of the lists are returned, those matched by the first list key in ``keys``
+    order (ids first) before the others -- the vendor's text for getLeads ("if a list is used
+    in the parameters then non-list parameters will be ignored ... list<id> being selected
+    first", DLL docblock), applied to every generic ``where`` [I].
     """
-    for key, value in where.items():
-        if isinstance(value, (list, dict)):
-            raise ApiError(210, f"Array given where a scalar was expected: {key}", {"param": key})
-    clauses = [f'"{k}"=?' for k in where]
-    sql = f"SELECT * FROM {table}"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY id LIMIT ? OFFSET ?"
-    args = [int(v) if isinstance(v, bool) else v for v in where.values()]
-    return conn.execute(sql, (*args, limit, offset)).fetchall()
+
+    def column(key: str) -> str:
+        return f'"{key}"' + (" COLLATE NOCASE" if key in nocase else "")
+
+    lists = [k for k in keys if isinstance(where.get(k), list)]
+    if not lists:
+        args = [_where_value(k, v) for k, v in where.items()]
+        return " AND ".join(f"{column(k)}=?" for k in where) or "1", args, "", []
+    parts: list[str] = []
+    args: list[Any] = []
+    for key in lists:
+        values = where[key]
+        if len(values) > max_items:
+            raise ApiError(
+                209,
+                f"Too many queries in one request: at most {max_items} values in {key}",
+                {"param": key},
+            )
+        converted = [_where_value(key, v) for v in values]
+        if converted:
+            parts.append(f"{column(key)} IN ({','.join('?' * len(converted))})")
+            args.extend(converted)
+    if not parts:
+        return "0", [], "", []
+    if len(parts) == 1:
+        return parts[0], args, "", []
+    order = "CASE " + " ".join(f"WHEN {p} THEN {i}" for i, p in enumerate(parts)) + " END, "
+    return " OR ".join(parts), args, order, list(args)
+
+
+def filtered_select(
+    conn: sqlite3.Connection,
+    table: str,
+    where: dict[str, Any],
+    limit: int,
+    offset: int,
+    max_items: int = 500,
+) -> list[sqlite3.Row]:
+    """``SELECT *`` filtered by ``where`` (see :func:`where_sql`; ``id`` lists first), by id."""
+    keys = tuple(sorted(where, key=lambda k: k != "id"))
+    cond, args, order, order_args = where_sql(where, keys, max_items)
+    sql = f"SELECT * FROM {table} WHERE {cond} ORDER BY {order}id LIMIT ? OFFSET ?"
+    return conn.execute(sql, (*args, *order_args, limit, offset)).fetchall()

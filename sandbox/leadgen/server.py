@@ -112,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fault-rate", type=float, default=0.0, help="probability of a random fault per call"
     )
-    p.add_argument("--fault-kinds", default="999", help="comma list of 999,drop,500,107")
+    p.add_argument("--fault-kinds", default="999", help="comma list of 999,drop,drop_after,500,107")
     p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument(
+        "--account-timezone",
+        default=d.account_timezone,
+        help="IANA zone the API answers and reads timestamps in (default UTC)",
+    )
     p.add_argument("--log-level", default=os.environ.get("LEADGEN_SANDBOX_LOG_LEVEL", "INFO"))
     return p
 
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "fault_rate": args.fault_rate,
             "fault_kinds": [k.strip() for k in args.fault_kinds.split(",") if k.strip()],
             "fault_seed": args.fault_seed,
+            "account_timezone": args.account_timezone,
         }
     )
     db = Database(args.data_dir)

@@ -5,6 +5,13 @@ as ``0``/``1``/``"0"``/``"1"``/``true``), and strict about what the real API rej
 non-nullable field (205), an array where a scalar belongs (210), a value that is not a number or
 not in a picklist (217), a string longer than the column (205, a sandbox choice: the real
 MySQL-backed API may truncate instead). Reads return every value as a string or ``null``.
+
+Text is stored the way the real API leaves it (RMUIT ``encoding.md``, tested on the live API):
+
+* written through the API (``TEXT_API``): raw, except that every ``<`` that is not the last
+  non-blank character becomes ``&lt;`` -- the one entity a client reads back from its own writes;
+* typed in the UI (``TEXT_UI``, admin API only): standard fields are HTML-encoded (``&`` ``<``
+  ``>`` ``"`` ``'``, with ``<`` encoded twice: ``&amp;lt;``), custom fields get ``<`` -> ``&lt;``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,34 @@ from .clock import parse_timestamp
 from .errors import ObjectError
 
 _INT_RE = re.compile(r"^-?\d+$")
+TEXT_API = "api"
+TEXT_UI = "ui"
+TEXT_MODES = (TEXT_API, TEXT_UI)
+# PHP htmlspecialchars(ENT_QUOTES): what the UI applies to standard fields before saving.
+_HTML_SPECIAL = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#039;"}
+)
+
+
+def api_text(text: str) -> str:
+    """The API's ``<`` quirk: every ``<`` except a last non-blank one reads back as ``&lt;``."""
+    if "<" not in text:
+        return text
+    end = len(text.rstrip(" "))
+    return text[: end - 1].replace("<", "&lt;") + text[end - 1 :]
+
+
+def ui_text(text: str, *, custom: bool) -> str:
+    """A value as the UI saves it: custom fields encode ``<`` only; standard fields encode
+    ``<`` and then the whole value (so ``<`` ends up as ``&amp;lt;``)."""
+    encoded = text.replace("<", "&lt;")
+    return encoded if custom else encoded.translate(_HTML_SPECIAL)
+
+
+def store_text(text: str, mode: str, *, custom: bool) -> str:
+    return ui_text(text, custom=custom) if mode == TEXT_UI else api_text(text)
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -54,7 +89,7 @@ def to_bool(value: Any, field: str) -> int:
     raise _field_error(217, field, value=value, expected="0 or 1")
 
 
-def normalize(fd: FieldDef, value: Any) -> Any:
+def normalize(fd: FieldDef, value: Any, text_mode: str = TEXT_API) -> Any:
     """Turn one written value into its stored form, or raise the object error the API gives."""
     if isinstance(value, (list, dict)):
         raise _field_error(210, fd.name)
@@ -67,6 +102,14 @@ def normalize(fd: FieldDef, value: Any) -> Any:
             )
         return None
     kind = fd.kind
+    if value == "" and fd.nullable and (fd.ref or kind == "bool"):
+        # RMUIT: empty strings are refused in integer id columns (and in the nullable flags
+        # active/isUnsubscribed); null clears them.
+        raise ObjectError(
+            205,
+            f"Invalid parameters: {fd.name} cannot be an empty string; send null to clear it",
+            {"field": fd.name},
+        )
     if kind == "int":
         if value == "":
             return None
@@ -105,7 +148,7 @@ def normalize(fd: FieldDef, value: Any) -> Any:
             f"Value for {fd.name} is longer than {fd.length} characters",
             {"field": fd.name, "maxLength": fd.length},
         )
-    return text
+    return store_text(text, text_mode, custom=False)
 
 
 def _scalar_text(value: Any) -> str:
@@ -116,7 +159,9 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-def normalize_custom(system_name: str, data_type: str, length: int | None, value: Any) -> str:
+def normalize_custom(
+    system_name: str, data_type: str, length: int | None, value: Any, text_mode: str = TEXT_API
+) -> str:
     """Custom values are stored as strings; ``null`` is not allowed (send ``""``).
 
     Multi-select values may be sent as a list and are stored comma-joined, which is how they read
@@ -143,7 +188,7 @@ def normalize_custom(system_name: str, data_type: str, length: int | None, value
             f"Value for {system_name} is longer than {length} characters",
             {"field": system_name, "maxLength": length},
         )
-    return text
+    return store_text(text, text_mode, custom=True)
 
 
 def to_api(fd: FieldDef, stored: Any) -> str | None:

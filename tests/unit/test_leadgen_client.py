@@ -238,7 +238,8 @@ def test_connection_errors_are_retried_and_redacted_without_chaining():
         client.get_fields()
     assert len(session.bodies) == 3 and t.sleeps == [0.5, 1.0]
     exc = err.value
-    assert exc.__suppress_context__ and exc.__cause__ is None
+    # Raised outside the except block: no __context__ holds requests' exception (URL + secret).
+    assert exc.__context__ is None and exc.__cause__ is None
     rendered = "".join(traceback.format_exception(exc))
     assert SECRET not in rendered and SECRET not in repr(exc) and "secretKey=***" in str(exc)
 
@@ -386,11 +387,12 @@ def _pager(rows: list[dict[str, Any]], key: str = "lead", cap: int = 500) -> Rep
     return reply
 
 
-def test_paging_stops_on_the_first_short_or_empty_page():
+def test_paging_overlaps_one_row_and_stops_on_the_first_short_page():
     rows = [{"id": str(i)} for i in range(1000)]
     client, session, _ = make(_pager(rows))
     assert list(client.get_leads()) == rows
-    assert [b["params"]["offset"] for b in session.bodies] == [0, 500, 1000]
+    # each page starts at the last row of the previous one (the anchor), so 499 new rows a page
+    assert [b["params"]["offset"] for b in session.bodies] == [0, 499, 998]
     short, session2, _ = make(_pager(rows[:730]))
     assert len(list(short.get_leads())) == 730 and len(session2.bodies) == 2
 
@@ -406,11 +408,28 @@ def test_has_more_false_stops_paging_and_missing_key_is_an_error():
         wrong.get_email_jobs()
 
 
-def test_page_size_is_capped_at_500():
-    with pytest.raises(ConfigError):
-        make(lambda body: {}, page_size=501)
+def test_page_size_limits_and_batch_size_limit():
+    for bad in (1, 5001):
+        with pytest.raises(ConfigError):
+            make(lambda body: {}, page_size=bad)
     with pytest.raises(ConfigError):
         make(lambda body: {}, batch_size=501)
+
+
+def test_a_capped_page_is_full_not_the_end():
+    """getLeads answers at most 500 rows whatever limit says: with page_size 1000 the client
+    asks 500 and a 500-row answer does not end paging; getLeadsDateRange may take 1000."""
+    rows = [{"id": str(i)} for i in range(1200)]
+    client, session, _ = make(_pager(rows, cap=500), page_size=1000)
+    assert len(list(client.get_leads())) == 1200
+    assert {b["params"]["limit"] for b in session.bodies} == {500} and len(session.bodies) == 3
+    ranged, session2, _ = make(_pager([], cap=5000), page_size=1000)
+    list(
+        ranged.get_leads_date_range(
+            datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+        )
+    )
+    assert session2.bodies[0]["params"]["limit"] == 1000
 
 
 def test_lookups_by_email_chunk_and_keep_the_order_asked():

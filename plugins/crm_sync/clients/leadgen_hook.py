@@ -7,9 +7,16 @@ Connection fields:
   ``port`` and ``schema`` (the path, default ``pubapi/v1.2/``) and the extra ``scheme``
   (default ``https``) -- which is what the URI form of a connection produces.
 * ``login`` -- the account ID; ``password`` -- the secret key.
-* extras (all optional): ``max_per_second``, ``timeout``, ``batch_size``, ``page_size``,
+* extras (all optional): ``output_timezone`` (the zone the account's API answers timestamps
+  in, an IANA name; default ``UTC``), ``app_base_url`` (the web app, for record links; read by
+  ``crm_sync.runtime``), ``max_per_second``, ``timeout``, ``batch_size``, ``page_size``,
   ``max_retries``, ``backoff_base``, ``verify`` (a CA bundle path for an HTTPS sandbox, or
-  false), ``scheme``.
+  false), ``scheme``. Each may also be spelled ``extra__leadgen__<name>``, as older Airflow
+  connection forms store provider fields.
+
+The connection type is registered by the package's Airflow provider entry point
+(``crm_sync.get_provider_info``): Airflow's connection form then shows "Lead Gen & CRM"
+with these labels.
 
 Ready-made connection for a sandbox on port 8766::
 
@@ -27,6 +34,7 @@ from airflow.sdk import BaseHook
 
 from crm_sync.clients.leadgen import LeadGenClient
 from crm_sync.errors import ConfigError, SyncError
+from crm_sync.get_provider_info import CONN_TYPE, FIELD_BEHAVIOUR, FORM_FIELDS
 
 DEFAULT_PATH = "pubapi/v1.2/"
 
@@ -39,6 +47,14 @@ _NUMERIC_EXTRAS: dict[str, type] = {
     "max_retries": int,
     "backoff_base": float,
 }
+
+
+def extra_value(extras: dict[str, Any], name: str) -> Any:
+    """An extra by its plain name, else by the ``extra__leadgen__`` prefixed one (blank = unset)."""
+    for key in (name, f"extra__{CONN_TYPE}__{name}"):
+        if extras.get(key) not in (None, ""):
+            return extras[key]
+    return None
 
 
 def _as_bool_or_path(value: Any) -> bool | str:
@@ -87,7 +103,7 @@ class LeadGenHook(BaseHook):
 
     conn_name_attr = "leadgen_conn_id"
     default_conn_name = "leadgen_default"
-    conn_type = "leadgen"
+    conn_type = CONN_TYPE
     hook_name = "Lead Gen & CRM"
 
     def __init__(self, leadgen_conn_id: str = default_conn_name, **client_kwargs: Any):
@@ -97,21 +113,30 @@ class LeadGenHook(BaseHook):
         self._client: LeadGenClient | None = None
 
     @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Labels for the connection form (used when the hook is registered with a provider)."""
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra form fields, for Airflow versions that build the connection form from the hook
+        (Airflow 3.2+ reads the same fields from the provider info, ``provider.FORM_FIELDS``)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
         return {
-            "hidden_fields": [],
-            "relabeling": {
-                "host": "API base URL",
-                "login": "Account ID",
-                "password": "Secret key",
-                "schema": "Path",
-            },
-            "placeholders": {
-                "host": "https://api.sharpspring.com/pubapi/v1.2/",
-                "login": "32-character account ID",
-                "extra": '{"max_per_second": 10, "timeout": 60, "batch_size": 500}',
-            },
+            name: StringField(
+                lazy_gettext(field["label"]),
+                widget=BS3TextFieldWidget(),
+                description=field["description"],
+                default=field["schema"].get("default"),
+            )
+            for name, field in FORM_FIELDS.items()
+        }
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Labels of the standard fields (the provider info carries the same, kebab-cased)."""
+        return {
+            "hidden_fields": list(FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(FIELD_BEHAVIOUR["placeholders"]),
         }
 
     def get_conn(self) -> LeadGenClient:
@@ -135,16 +160,21 @@ class LeadGenHook(BaseHook):
             )
         kwargs: dict[str, Any] = {}
         for key, convert in _NUMERIC_EXTRAS.items():
-            if extras.get(key) not in (None, ""):
+            value = extra_value(extras, key)
+            if value is not None:
                 try:
-                    kwargs[key] = convert(extras[key])
+                    kwargs[key] = convert(value)
                 except (TypeError, ValueError):
                     raise ConfigError(
-                        f"connection {self.leadgen_conn_id!r}: extra {key!r} must be a number, got {extras[key]!r}"
+                        f"connection {self.leadgen_conn_id!r}: extra {key!r} must be a number, got {value!r}"
                     ) from None
-        if "verify" in extras and "session" not in self._client_kwargs:
+        zone = extra_value(extras, "output_timezone")
+        if zone is not None:
+            kwargs["output_timezone"] = str(zone).strip()
+        verify = extras.get("verify", extras.get(f"extra__{CONN_TYPE}__verify"))
+        if verify is not None and "session" not in self._client_kwargs:
             session = requests.Session()
-            session.verify = _as_bool_or_path(extras["verify"])
+            session.verify = _as_bool_or_path(verify)
             kwargs["session"] = session
         kwargs.update(self._client_kwargs)
         return LeadGenClient(

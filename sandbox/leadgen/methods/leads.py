@@ -18,20 +18,28 @@ import sqlite3
 from typing import Any
 
 from ..catalog import LEAD_FIELDS, FieldDef
-from ..clock import format_timestamp, parse_timestamp
+from ..clock import format_timestamp, parse_in_zone, to_zone
 from ..errors import ApiError, ObjectError
 from ..rpc import (
     Context,
-    id_list,
     int_param,
     limit_offset,
     method,
     require_param,
     require_where,
     run_batch,
+    where_sql,
 )
 from ..storage import stored_columns
-from ..values import derived_flags, dump_custom, load_custom, normalize, normalize_custom, to_int
+from ..values import (
+    TEXT_API,
+    derived_flags,
+    dump_custom,
+    load_custom,
+    normalize,
+    normalize_custom,
+    to_int,
+)
 
 LEAD_BY_NAME: dict[str, FieldDef] = {f.name: f for f in LEAD_FIELDS}
 LEAD_COLUMNS: list[str] = stored_columns(LEAD_FIELDS)
@@ -69,8 +77,14 @@ class CustomCatalog:
 # -- reading --------------------------------------------------------------------------------
 
 
-def lead_to_api(row: sqlite3.Row | tuple, custom_names: list[str]) -> dict[str, str | None]:
-    """One stored row -> the API lead object: standard fields in API order, then custom ones."""
+TIMESTAMP_FIELDS = ("updateTimestamp", "createTimestamp")
+
+
+def lead_to_api(
+    row: sqlite3.Row | tuple, custom_names: list[str], zone_name: str = "UTC"
+) -> dict[str, str | None]:
+    """One stored row -> the API lead object: standard fields in API order, then custom ones;
+    timestamps in the account zone ``zone_name``."""
     status = row[COL_INDEX["leadStatus"]]
     is_qualified, is_contact, is_customer = derived_flags(status)
     derived = {"isQualified": is_qualified, "isContact": is_contact, "isCustomer": is_customer}
@@ -83,6 +97,9 @@ def lead_to_api(row: sqlite3.Row | tuple, custom_names: list[str]) -> dict[str, 
             out[fd.name] = (
                 None if value is None else (value if isinstance(value, str) else str(value))
             )
+    if zone_name != "UTC":
+        for name in TIMESTAMP_FIELDS:
+            out[name] = to_zone(out[name], zone_name)
     custom = load_custom(row[CUSTOM_INDEX])
     for name in custom_names:
         out[name] = custom.get(name, "")
@@ -112,9 +129,9 @@ def _projection(params: dict[str, Any], custom: CustomCatalog) -> list[str] | No
 
 
 def _render(
-    rows: list[Any], custom: CustomCatalog, wanted: list[str] | None
+    rows: list[Any], custom: CustomCatalog, wanted: list[str] | None, zone_name: str = "UTC"
 ) -> list[dict[str, str | None]]:
-    leads = [lead_to_api(r, custom.names) for r in rows]
+    leads = [lead_to_api(r, custom.names, zone_name) for r in rows]
     if wanted is None:
         return leads
     keep = set(wanted)
@@ -136,63 +153,44 @@ def get_lead(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.read() as conn:
         custom = CustomCatalog(conn)
         row = get_lead_row(conn, lead_id)
-        return {"lead": _render([row] if row else [], custom, None)}
+        return {"lead": _render([row] if row else [], custom, None, ctx.config.account_timezone)}
 
 
 @method("getLeads")
 def get_leads(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    """Leads by ``where.id`` / ``where.emailAddress`` (scalar or list; id wins), else all active.
+    """Leads by ``where.id`` / ``where.emailAddress`` (scalar or list), else all active ones.
 
-    Asked by id or email, inactive leads are returned too; with an empty ``where`` only active
-    leads are (reference 8.4). Ordered by id; pages of at most ``page_cap`` (500).
+    A list takes precedence over a scalar, and the id list's leads come before the email list's
+    (``rpc.where_sql``). Asked by id or email, inactive leads are returned too; with an empty
+    ``where`` only active leads are (reference 8.4). Ordered by id (as the real 500-lead page of
+    reference source LOL is); pages of at most ``page_cap`` (500).
     """
     where = require_where(params, ("id", "emailAddress"))
     limit, offset = limit_offset(params, cap=ctx.config.page_cap)
-    max_items = ctx.config.max_objects
     with ctx.db.read() as conn:
         custom = CustomCatalog(conn)
         wanted = _projection(params, custom)
-        if "id" in where:
-            ids = id_list(where["id"], "id", max_items)
-            if not ids:
-                return {"lead": []}
-            marks = ",".join("?" * len(ids))
-            rows = conn.execute(
-                _SELECT + f" WHERE id IN ({marks}) ORDER BY id LIMIT ? OFFSET ?",
-                (*ids, limit, offset),
-            ).fetchall()
-        elif "emailAddress" in where:
-            emails = (
-                where["emailAddress"]
-                if isinstance(where["emailAddress"], list)
-                else [where["emailAddress"]]
+        if where:
+            cond, args, order, order_args = where_sql(
+                where, ("id", "emailAddress"), ctx.config.max_objects, nocase=("emailAddress",)
             )
-            if len(emails) > max_items:
-                raise ApiError(209, data={"param": "emailAddress"})
-            if any(isinstance(e, (list, dict)) for e in emails):
-                raise ApiError(210, data={"param": "emailAddress"})
-            if not emails:
-                return {"lead": []}
-            marks = ",".join("?" * len(emails))
-            rows = conn.execute(
-                _SELECT
-                + f" WHERE emailAddress COLLATE NOCASE IN ({marks}) ORDER BY id LIMIT ? OFFSET ?",
-                (*[str(e) for e in emails], limit, offset),
-            ).fetchall()
         else:
-            rows = conn.execute(
-                _SELECT + " WHERE active=1 ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
-            ).fetchall()
-        return {"lead": _render(rows, custom, wanted)}
+            cond, args, order, order_args = "active=1", [], "", []
+        rows = conn.execute(
+            _SELECT + f" WHERE {cond} ORDER BY {order}id LIMIT ? OFFSET ?",
+            (*args, *order_args, limit, offset),
+        ).fetchall()
+        return {"lead": _render(rows, custom, wanted, ctx.config.account_timezone)}
 
 
-def parse_range(params: dict[str, Any]) -> tuple[str, str, str]:
-    """startDate/endDate/timestamp of the *DateRange methods (inclusive bounds, UTC)."""
+def parse_range(params: dict[str, Any], zone_name: str = "UTC") -> tuple[str, str, str]:
+    """startDate/endDate/timestamp of the *DateRange methods (inclusive bounds, read in the
+    account zone, returned as stored UTC text)."""
     bounds = []
     for name in ("startDate", "endDate"):
         raw = require_param(params, name)
         try:
-            bounds.append(format_timestamp(parse_timestamp(raw)))
+            bounds.append(format_timestamp(parse_in_zone(raw, zone_name)))
         except ValueError:
             raise ApiError(
                 205, f"Invalid parameters: {name} must be YYYY-MM-DD HH:MM:SS", {"param": name}
@@ -213,7 +211,8 @@ def get_leads_date_range(ctx: Context, params: dict[str, Any]) -> dict[str, Any]
     are excluded (RMUIT); ``timestamp: update`` includes never-updated leads, because a new
     lead's updateTimestamp equals its createTimestamp.
     """
-    start, end, column = parse_range(params)
+    zone_name = ctx.config.account_timezone
+    start, end, column = parse_range(params, zone_name)
     limit, offset = limit_offset(params, cap=ctx.config.date_range_page_cap)
     with ctx.db.read() as conn:
         custom = CustomCatalog(conn)
@@ -223,19 +222,23 @@ def get_leads_date_range(ctx: Context, params: dict[str, Any]) -> dict[str, Any]
             + f" WHERE active=1 AND {column} BETWEEN ? AND ? ORDER BY {column}, id LIMIT ? OFFSET ?",
             (start, end, limit, offset),
         ).fetchall()
-        return {"lead": _render(rows, custom, wanted)}
+        return {"lead": _render(rows, custom, wanted, zone_name)}
 
 
 # -- writing --------------------------------------------------------------------------------
 
 
 def prepare_values(
-    conn: sqlite3.Connection, obj: dict[str, Any], custom: CustomCatalog
+    conn: sqlite3.Connection,
+    obj: dict[str, Any],
+    custom: CustomCatalog,
+    text_mode: str = TEXT_API,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Split a written object into standard column values and custom values, normalised.
 
     Read-only fields (id, timestamps, the derived flags, status) are ignored, as the API ignores
-    them; unknown keys fail the object with 205 listing the valid names.
+    them; unknown keys fail the object with 205 listing the valid names. ``text_mode`` says how
+    text is stored (``values.TEXT_API``, or ``TEXT_UI`` for an admin "typed in the UI" edit).
     """
     std: dict[str, Any] = {}
     cust: dict[str, str] = {}
@@ -243,11 +246,11 @@ def prepare_values(
         fd = LEAD_BY_NAME.get(key)
         if fd is not None:
             if fd.writable:
-                std[key] = normalize(fd, value)
+                std[key] = normalize(fd, value, text_mode)
             continue
         if key in custom.types:
             data_type, length = custom.types[key]
-            cust[key] = normalize_custom(key, data_type, length, value)
+            cust[key] = normalize_custom(key, data_type, length, value, text_mode)
             continue
         raise ObjectError(
             205,

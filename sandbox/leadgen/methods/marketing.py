@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..activity import EMAIL_EVENT_TYPES, EVENT_VOCABULARY
-from ..clock import EMAIL_EVENT_FORMAT, format_timestamp, parse_timestamp
+from ..clock import EMAIL_EVENT_FORMAT, format_timestamp, parse_in_zone, to_zone
 from ..errors import ApiError
 from ..rpc import (
     Context,
@@ -43,31 +43,39 @@ LIST_COLUMNS = ("id", "name", "memberCount", "removedCount", "createTimestamp", 
 MEMBER_COLUMNS = ("id", "listID", "companyName", "leadID", "firstName", "lastName", "emailAddress")
 
 
+def _event_bound(value: Any, name: str, zone_name: str) -> str:
+    try:
+        return format_timestamp(parse_in_zone(value, zone_name))
+    except ValueError:
+        raise ApiError(
+            205, f"Invalid parameters: {name} must be YYYY-MM-DD HH:MM:SS", {"param": name}
+        ) from None
+
+
 @method("getEvents")
 def get_events(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     """Marketing events with their stable ids, ordered by id.
 
     ``where.createTimestamp`` is a *lower bound* (inclusive), ``where.leadID`` and
     ``where.eventSource`` are equality filters. The real API documents the keys, not their
-    semantics; the lower-bound reading is the one that makes incremental reads possible.
+    semantics; the lower-bound reading is the one that makes incremental reads possible. The
+    optional top-level ``endDate`` is an inclusive *upper* bound, named like the *DateRange
+    arguments [I]: the sandbox's answer to "read one hour of events without reading every
+    event since" (the client also filters on its side, so an API that ignores it stays correct).
     """
     where = require_where(params, ("leadID", "createTimestamp", "eventSource"))
     limit, offset = limit_offset(params, cap=ctx.config.page_cap)
+    zone_name = ctx.config.account_timezone
     clauses, args = [], []
     if where.get("leadID") not in (None, ""):
         clauses.append("leadID=?")
         args.append(int_param(where["leadID"], "leadID"))
     if where.get("createTimestamp") not in (None, ""):
-        try:
-            since = format_timestamp(parse_timestamp(where["createTimestamp"]))
-        except ValueError:
-            raise ApiError(
-                205,
-                "Invalid parameters: createTimestamp must be YYYY-MM-DD HH:MM:SS",
-                {"param": "createTimestamp"},
-            ) from None
         clauses.append("createTimestamp>=?")
-        args.append(since)
+        args.append(_event_bound(where["createTimestamp"], "createTimestamp", zone_name))
+    if params.get("endDate") not in (None, ""):
+        clauses.append("createTimestamp<=?")
+        args.append(_event_bound(params["endDate"], "endDate", zone_name))
     if where.get("eventSource") not in (None, ""):
         if where["eventSource"] not in EVENT_VOCABULARY:
             raise ApiError(219, data={"param": "eventSource", "allowed": list(EVENT_VOCABULARY)})
@@ -79,7 +87,7 @@ def get_events(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     sql += " ORDER BY id LIMIT ? OFFSET ?"
     with ctx.db.read() as conn:
         rows = conn.execute(sql, (*args, limit, offset)).fetchall()
-        return {"event": rows_api(rows, EVENT_COLUMNS)}
+        return {"event": rows_api(rows, EVENT_COLUMNS, zone_name)}
 
 
 @method("getLeadTimeline")
@@ -106,7 +114,7 @@ def get_lead_timeline(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     sql += " ORDER BY eventSource, id LIMIT ? OFFSET ?"
     with ctx.db.read() as conn:
         rows = conn.execute(sql, (*args, limit, offset)).fetchall()
-        return {"leadTimeline": rows_api(rows, TIMELINE_COLUMNS)}
+        return {"leadTimeline": rows_api(rows, TIMELINE_COLUMNS, ctx.config.account_timezone)}
 
 
 def _has_more(rows: list[Any], limit: int) -> tuple[list[Any], bool]:
@@ -121,7 +129,8 @@ def get_email_listing(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     with ctx.db.read() as conn:
         rows = filtered_select(conn, "emails", where, limit + 1, offset)
     rows, more = _has_more(rows, limit)
-    return {"getAllemailListings": rows_api(rows, EMAIL_COLUMNS), "hasMore": more}
+    zone_name = ctx.config.account_timezone
+    return {"getAllemailListings": rows_api(rows, EMAIL_COLUMNS, zone_name), "hasMore": more}
 
 
 @method("getEmailJobs")
@@ -132,7 +141,9 @@ def get_email_jobs(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         rows = conn.execute(
             "SELECT * FROM email_jobs ORDER BY id LIMIT ? OFFSET ?", (limit, offset)
         ).fetchall()
-        return {"getAllgetEmailJobss": rows_api(rows, EMAIL_JOB_COLUMNS)}
+        return {
+            "getAllgetEmailJobss": rows_api(rows, EMAIL_JOB_COLUMNS, ctx.config.account_timezone)
+        }
 
 
 @method("getEmailEvents")
@@ -163,7 +174,9 @@ def get_email_events(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                 "leadID": str(r["leadID"]),
                 "emailID": None if r["emailID"] is None else str(r["emailID"]),
                 "emailJobID": str(r["emailJobID"]),
-                "createDate": parse_timestamp(r["createTimestamp"]).strftime(EMAIL_EVENT_FORMAT),
+                "createDate": to_zone(
+                    r["createTimestamp"], ctx.config.account_timezone, EMAIL_EVENT_FORMAT
+                ),
                 "emailAddress": r["emailAddress"],
             }
         )
@@ -187,7 +200,7 @@ def get_active_lists(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     sql += " ORDER BY l.id LIMIT ? OFFSET ?"
     with ctx.db.read() as conn:
         rows = conn.execute(sql, (*args, limit, offset)).fetchall()
-        return {"activeList": rows_api(rows, LIST_COLUMNS)}
+        return {"activeList": rows_api(rows, LIST_COLUMNS, ctx.config.account_timezone)}
 
 
 @method("getListMembers")

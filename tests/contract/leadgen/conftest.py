@@ -8,6 +8,7 @@ counters zeroed, clock unfrozen, start-up limits restored). Tests drive the API 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,6 +65,12 @@ class SandboxAdmin:
     def lead(self, lead_id: str) -> dict[str, Any]:
         return self.get(f"/leads/{lead_id}")
 
+    def hook(self, method: str, call: int, lead_id: str, **fields: Any) -> None:
+        """Before the ``call``-th ``method`` call from now, edit lead ``lead_id`` (no fields:
+        only bump its updateTimestamp)."""
+        body = {"method": method, "call": call, "lead_id": int(lead_id), "fields": fields}
+        self.post("/hooks", body)
+
 
 @pytest.fixture(scope="session")
 def leadgen_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
@@ -113,6 +120,32 @@ def make_client(api_url: str) -> Callable[..., LeadGenClient]:
         return LeadGenClient(api_url, account_id, secret_key, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def raw(api_url: str) -> Callable[[str, dict[str, Any]], dict[str, Any]]:
+    """``raw(method, params)`` -> the whole envelope, bypassing the client's rules (to see what
+    the API itself accepts and answers). Waits out the per-second limit (107), which the
+    client's own calls in the same test share."""
+    http = requests.Session()
+
+    def send(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        for _ in range(20):
+            resp = http.post(
+                api_url,
+                params={"accountID": ACCOUNT_ID, "secretKey": SECRET_KEY},
+                json={"method": method, "params": params, "id": "raw"},
+                timeout=60,
+            )
+            assert resp.status_code == 200, resp.text
+            envelope = resp.json()
+            error = envelope.get("error")
+            if not (isinstance(error, dict) and error.get("code") == 107):
+                return envelope
+            time.sleep(0.2)
+        raise AssertionError(f"{method} kept hitting the per-second limit")
+
+    return send
 
 
 @pytest.fixture

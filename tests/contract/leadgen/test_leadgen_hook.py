@@ -82,3 +82,23 @@ def test_hook_kwargs_override_extras(monkeypatch, api_url):
     monkeypatch.setenv("AIRFLOW_CONN_LEADGEN_KW", json.dumps(conn))
     client = LeadGenHook("leadgen_kw", batch_size=7, max_retries=0).get_client()
     assert (client.batch_size, client.max_retries) == (7, 0)
+
+
+def test_hook_passes_the_output_time_zone_and_reads_prefixed_extras(monkeypatch, api_url, admin):
+    conn = {"conn_type": "leadgen", "host": api_url, "login": "SANDBOXACCOUNT", "password": "SANDBOXSECRET",
+            "extra": {"output_timezone": "America/New_York", "extra__leadgen__batch_size": "50"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_LEADGEN_TZ", json.dumps(conn))
+    client = LeadGenHook("leadgen_tz").get_client()
+    assert str(client.zone) == "America/New_York" and client.batch_size == 50
+    admin.config(account_timezone="America/New_York")
+    admin.freeze("2026-07-01 16:00:00")
+    lead = client.create_leads([{"emailAddress": "tz@example.com"}])[0].id
+    assert client.get_lead(lead)["createTimestamp"] == "2026-07-01 16:00:00"
+
+
+def test_unknown_output_time_zone_is_a_config_error(monkeypatch, api_url):
+    conn = {"conn_type": "leadgen", "host": api_url, "login": "SANDBOXACCOUNT", "password": "SANDBOXSECRET",
+            "extra": {"output_timezone": "Eastern"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_LEADGEN_BADTZ", json.dumps(conn))
+    with pytest.raises(ConfigError, match="output_timezone 'Eastern'"):
+        LeadGenHook("leadgen_badtz").get_client()

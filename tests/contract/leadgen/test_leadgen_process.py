@@ -104,6 +104,32 @@ def test_admin_cli(leadgen_sandbox, client):
     assert refused.returncode == 1 and "does not exist" in refused.stderr
 
 
+def test_admin_cli_limits_hooks_time_zone_and_ui_typed_edits(leadgen_sandbox, client, raw):
+    base = leadgen_sandbox.base_url
+    off = _cli(base, "limits", "off")
+    assert (off["per_second_limit"], off["daily_limit"]) == (0, 0)
+    real = _cli(base, "limits", "real")
+    assert (real["per_second_limit"], real["daily_limit"]) == (10, 50000)
+    assert (
+        _cli(base, "config", "account_timezone=Europe/Berlin")["account_timezone"]
+        == "Europe/Berlin"
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "sandbox.leadgen", "admin", "--url", base, "config", "account_timezone=Mars"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "unknown time zone" in bad.stderr
+    lead = client.create_leads([{"emailAddress": "cli-ui@example.com"}])[0].id
+    _cli(base, "edit", "--ui", lead, "companyName=Archer & Co")
+    assert raw("getLead", {"id": lead})["result"]["lead"][0]["companyName"] == "Archer &amp; Co"
+    assert client.get_lead(lead)["companyName"] == "Archer & Co"
+    pending = _cli(base, "hook", "getLeads", "2", lead, "title=Moved")["pending"]
+    assert pending == [
+        {"method": "getLeads", "call": 2, "lead_id": lead, "fields": {"title": "Moved"}, "seen": 0}
+    ]
+    assert _cli(base, "hooks", "--clear") == {"pending": []}
+
+
 @pytest.mark.parametrize("allow_remote", [False, True])
 def test_admin_api_refuses_remote_clients_unless_allowed(tmp_path, allow_remote):
     """The admin guard itself, in-process (a remote peer cannot be faked over loopback)."""
