@@ -77,8 +77,10 @@ _FOREIGN_PREFIXES = ("AIRFLOW", "CRM_SYNC_", "SANDBOX_", "SF_SANDBOX", "LG_SANDB
 _FOREIGN_KEYS = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PYTHONPATH", "PROJECT_ROOT")
 
 
-def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
-    """``KEY=value`` lines of an env file (blank lines and ``#`` comments skipped), in order."""
+def read_env_file(path: Path | None = None) -> dict[str, str]:
+    """``KEY=value`` lines of an env file (default: deploy/airflow.env; blank lines and ``#``
+    comments skipped), in order."""
+    path = path or ENV_FILE
     out: dict[str, str] = {}
     for n, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
@@ -202,6 +204,17 @@ class Secrets:
         return cls(jwt=secrets.token_urlsafe(32), api=secrets.token_urlsafe(32))
 
 
+def s3_connection(port: int) -> dict[str, object]:
+    """Airflow connection (type ``aws``, the amazon provider's) to the local S3 server: the
+    provider's s3 filesystem for ObjectStoragePath reads ``endpoint_url`` from its extra."""
+    return {
+        "conn_type": "aws",
+        "login": "cluster-access-key",
+        "password": "cluster-secret-key",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"},
+    }
+
+
 def connections(ports: Ports, ep: Endpoints) -> dict[str, str]:
     """The Airflow connections, as AIRFLOW_CONN_* values (same shapes as docker-compose.yaml)."""
     pg = f"airflow:airflow@127.0.0.1:{ports.postgres}"
@@ -218,17 +231,11 @@ def connections(ports: Ports, ep: Endpoints) -> dict[str, str]:
         "password": "SANDBOXSECRET",
         "extra": {"app_base_url": ep.lg_app_base_url},
     }
-    s3 = {
-        "conn_type": "aws",
-        "login": "cluster-access-key",
-        "password": "cluster-secret-key",
-        "extra": {"endpoint_url": f"http://127.0.0.1:{ports.s3}", "region_name": "us-east-1"},
-    }
     return {
         "AIRFLOW_CONN_SYNC_STATE": f"postgresql://{pg}/sync_state",
         "AIRFLOW_CONN_SALESFORCE_DEFAULT": json.dumps(sf),
         "AIRFLOW_CONN_LEADGEN_DEFAULT": json.dumps(lg),
-        "AIRFLOW_CONN_CRM_SYNC_RUNS": json.dumps(s3),
+        "AIRFLOW_CONN_CRM_SYNC_RUNS": json.dumps(s3_connection(ports.s3)),
     }
 
 
