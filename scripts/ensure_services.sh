@@ -93,8 +93,9 @@ pg_start() {
     rm -f "$pwfile"
   fi
   if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    # TCP on loopback only, no Unix socket (no shared /var/run/postgresql), small footprint:
-    # the cluster's components hold about 40 connections at peak.
+    # TCP on loopback only, no Unix socket (no shared /var/run/postgresql), small footprint
+    # (make cluster peaks at about 20 connections), and no fsync: a throw-away server for a local
+    # cluster and the tests, where a crash loses nothing worth keeping.
     as_pg "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 start -o \
       "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c max_connections=200 -c shared_buffers=64MB -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
       >/dev/null || {
