@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--no-scenario", action="store_true", help="only start the cluster (implies --keep-running)"
     )
-    return ap.parse_args(argv)  # fmt: skip
+    return ap.parse_args(argv)
 
 
 def hold(c: Cluster) -> None:

@@ -112,7 +112,19 @@ def seed(hour: datetime, people: int) -> dict[str, Any]:
             ]
         },
     )
-    # Changes inside the backfilled hours [hour-4h, hour-1h): each backfill run has work of its own.
+    expect = _backfill_hour_changes(sf, lg, client, hour)
+    _freeze(sf, lg, None)
+    return {
+        "salesforce": sf_out.get("created", {}),
+        "leadgen_leads": lg_out.get("leads"),
+        "overlap": len(overlap),
+        "expect": expect,
+    }
+
+
+def _backfill_hour_changes(sf: Admin, lg: Admin, client: Any, hour: datetime) -> dict[str, Any]:
+    """Changes inside the backfilled hours [hour-4h, hour-1h), so each backfill run has work of
+    its own: lead titles edited in Salesforce, then leads from a form in Lead Gen & CRM."""
     _freeze(sf, lg, hour - timedelta(hours=4) + timedelta(minutes=20))
     edited = list(
         client.query("SELECT Id FROM Lead WHERE IsConverted = false ORDER BY Id DESC LIMIT 3")
@@ -122,26 +134,13 @@ def seed(hour: datetime, people: int) -> dict[str, Any]:
     _freeze(sf, lg, hour - timedelta(hours=3) + timedelta(minutes=20))
     forms = [f"cluster.form{i}@cluster.example" for i in range(3)]
     for i, email in enumerate(forms):
+        fields = {"firstName": "Form", "lastName": f"Lead{i}", "companyName": "Cluster Corp"}
         lg.call(
             "POST",
             "forms/submit",
-            {
-                "emailAddress": email,
-                "formName": "Cluster signup",
-                "fields": {
-                    "firstName": "Form",
-                    "lastName": f"Lead{i}",
-                    "companyName": "Cluster Corp",
-                },
-            },
+            {"emailAddress": email, "formName": "Cluster signup", "fields": fields},
         )
-    _freeze(sf, lg, None)
-    return {
-        "salesforce": sf_out.get("created", {}),
-        "leadgen_leads": lg_out.get("leads"),
-        "overlap": len(overlap),
-        "expect": {"sf_titles": {r["Id"]: BACKFILL_TITLE for r in edited}, "form_emails": forms},
-    }  # fmt: skip
+    return {"sf_titles": {r["Id"]: BACKFILL_TITLE for r in edited}, "form_emails": forms}
 
 
 def _people_sf(client: Any) -> list[dict[str, Any]]:
@@ -229,12 +228,15 @@ def _pipeline_checks(sf: Any, lg: Any) -> dict[str, dict[str, Any]]:
     ]
     return {
         "every Salesforce opportunity is in Lead Gen & CRM": {
-            "ok": len(lg_opps) == len(sf_opps) > 0, "salesforce": len(sf_opps), "leadgen": len(lg_opps)
+            "ok": len(lg_opps) == len(sf_opps) > 0,
+            "salesforce": len(sf_opps),
+            "leadgen": len(lg_opps),
         },
         "marketing events became Salesforce Tasks, each once": {
-            "ok": len(tasks) > 0 and len(set(tasks)) == len(tasks), "tasks": len(tasks)
+            "ok": len(tasks) > 0 and len(set(tasks)) == len(tasks),
+            "tasks": len(tasks),
         },
-    }  # fmt: skip
+    }
 
 
 def main() -> int:

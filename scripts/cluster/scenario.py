@@ -158,8 +158,15 @@ def collect(c: Cluster, runs: list[dict[str, Any]], outcome: Outcome) -> None:
     for r in runs:
         tis = c.api.task_instances(r["dag_id"], r["dag_run_id"])
         outcome.runs.append(
-            RunResult(r["dag_id"], r["dag_run_id"], r["run_type"], r["state"], r.get("data_interval_start"), len(tis))
-        )  # fmt: skip
+            RunResult(
+                r["dag_id"],
+                r["dag_run_id"],
+                r["run_type"],
+                r["state"],
+                r.get("data_interval_start"),
+                len(tis),
+            )
+        )
         for ti in tis:
             if ti.get("hostname"):
                 hosts[ti["hostname"]] += 1
@@ -229,8 +236,12 @@ def summary(outcome: Outcome) -> list[str]:
             f"  {r.dag_id:<28} {r.run_type:<9} {r.data_interval_start or '':<26} {r.state:<8} {r.tasks} tasks"
         )
     lines.append(
-        "workers: " + ", ".join(f"{w} ran {n} task instances ({outcome.log_files_by_worker.get(w, 0)} log files in its own folder)" for w, n in outcome.tasks_by_worker.items())
-    )  # fmt: skip
+        "workers: "
+        + ", ".join(
+            f"{w} ran {n} task instances ({outcome.log_files_by_worker.get(w, 0)} log files in its own folder)"
+            for w, n in outcome.tasks_by_worker.items()
+        )
+    )
     lines.append(
         f"task logs through the api-server from each worker: {'yes' if outcome.remote_log_ok else 'NO'}"
     )

@@ -245,16 +245,20 @@ def run_storage_url(layout: Layout, run_storage: str) -> str:
     return (layout.shared_sync_home / "runs").as_uri()
 
 
-def deployment_env(
-    layout: Layout,
-    ports: Ports,
-    ep: Endpoints,
-    sec: Secrets,
-    *,
-    run_storage: str,
-    worker: int | None = None,
-) -> dict[str, str]:
+@dataclass(frozen=True)
+class Topology:
+    """Everything that decides the environment of a cluster's processes."""
+
+    layout: Layout
+    ports: Ports
+    endpoints: Endpoints
+    secrets: Secrets
+    run_storage: str = RUN_STORAGE
+
+
+def deployment_env(topo: Topology, worker: int | None = None) -> dict[str, str]:
     """The :data:`DEPLOYMENT_KEYS` for one process of this cluster."""
+    layout, ports, ep, sec = topo.layout, topo.ports, topo.endpoints, topo.secrets
     pg = f"airflow:airflow@127.0.0.1:{ports.postgres}"
     env = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}/airflow",
@@ -268,8 +272,8 @@ def deployment_env(
         "AIRFLOW__API__SECRET_KEY": sec.api,
         **connections(ports, ep),
         "REQUESTS_CA_BUNDLE": str(ep.sf_ca_bundle),
-        "CRM_SYNC_HOME": str(layout.sync_home(run_storage, worker)),
-        "CRM_SYNC_RUN_STORAGE": run_storage_url(layout, run_storage),
+        "CRM_SYNC_HOME": str(layout.sync_home(topo.run_storage, worker)),
+        "CRM_SYNC_RUN_STORAGE": run_storage_url(layout, topo.run_storage),
         "PYTHONPATH": str(ROOT),
     }
     assert tuple(env) == DEPLOYMENT_KEYS, "keep DEPLOYMENT_KEYS and deployment_env in step"
@@ -304,19 +308,11 @@ def base_env() -> dict[str, str]:
     return env
 
 
-def process_env(
-    layout: Layout,
-    ports: Ports,
-    ep: Endpoints,
-    sec: Secrets,
-    *,
-    run_storage: str,
-    worker: int | None = None,
-) -> dict[str, str]:
+def process_env(topo: Topology, worker: int | None = None) -> dict[str, str]:
     """Full environment of one Airflow process of the cluster (``worker`` None: control plane)."""
     shared = read_env_file()
-    deployment = deployment_env(layout, ports, ep, sec, run_storage=run_storage, worker=worker)
-    local = local_env(layout, ports, worker)
+    deployment = deployment_env(topo, worker)
+    local = local_env(topo.layout, topo.ports, worker)
     clash = (set(shared) & set(deployment)) | (set(shared) & set(local))
     if clash:
         raise ValueError(f"{ENV_FILE.name} must not hold per-deployment keys: {sorted(clash)}")

@@ -22,6 +22,7 @@ from scripts.cluster.settings import (
     Layout,
     Ports,
     Secrets,
+    Topology,
     node_address,
     process_env,
 )
@@ -63,14 +64,8 @@ class Cluster:
     # -- environment -----------------------------------------------------------------------
     def env(self, worker: int | None = None) -> dict[str, str]:
         assert self.endpoints is not None, "start the sandboxes first"
-        return process_env(
-            self.layout,
-            self.ports,
-            self.endpoints,
-            self.secrets,
-            run_storage=self.run_storage,
-            worker=worker,
-        )
+        topo = Topology(self.layout, self.ports, self.endpoints, self.secrets, self.run_storage)
+        return process_env(topo, worker)
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Cluster:
@@ -179,14 +174,21 @@ class Cluster:
             self.supervisor.start(
                 f"worker-{n}-logs",
                 [
-                    sys.executable, "-m", "uvicorn", "--factory",
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
                     "airflow.utils.serve_logs.log_server:get_app",
-                    "--host", node_address(n), "--port", str(self.ports.worker_logs),
-                    "--log-level", "warning",
+                    "--host",
+                    node_address(n),
+                    "--port",
+                    str(self.ports.worker_logs),
+                    "--log-level",
+                    "warning",
                 ],
                 env=env,
                 cwd=cwd,
-            )  # fmt: skip
+            )
 
     def wait_ready(self, timeout: float) -> None:
         """api-server healthy, the three DAGs serialized, every worker connected to the broker."""

@@ -27,9 +27,16 @@ def good_outcome() -> Outcome:
         for d in scenario.DAG_IDS
     ]
     runs += [
-        RunResult(scenario.PEOPLE_DAG, f"backfill__{h}", "backfill", "success", f"2026-12-03T0{h}:00:00Z", 9)
+        RunResult(
+            scenario.PEOPLE_DAG,
+            f"backfill__{h}",
+            "backfill",
+            "success",
+            f"2026-12-03T0{h}:00:00Z",
+            9,
+        )
         for h in (4, 5, 6)
-    ]  # fmt: skip
+    ]
     return Outcome(
         runs=runs,
         tasks_by_worker={"worker-1": 20, "worker-2": 31},
@@ -52,10 +59,13 @@ def test_a_clean_outcome_has_no_problems() -> None:
         (lambda o: o.runs.pop(), "expected 6 runs, saw 5"),
         (lambda o: o.tasks_by_worker.update({"worker-2": 0}), "worker-2 ran no task"),
         (lambda o: o.log_files_by_worker.update({"worker-1": 0}), "worker-1 wrote no task log"),
-        (lambda o: setattr(o, "remote_log_ok", False), "the api-server could not show a task log from each worker"),
+        (
+            lambda o: setattr(o, "remote_log_ok", False),
+            "the api-server could not show a task log from each worker",
+        ),
         (lambda o: o.verify.update({"ok": False}), "data checks failed"),
     ],
-)  # fmt: skip
+)
 def test_each_problem_is_named(spoil, problem: str) -> None:
     outcome = good_outcome()
     spoil(outcome)
@@ -68,17 +78,41 @@ def test_our_runs_are_the_triggered_ones_and_the_backfill() -> None:
     first = datetime(2026, 12, 3, 4, tzinfo=UTC)
     runs = {
         "sync_leads_contacts": [
-            {"dag_run_id": "cluster__1", "run_type": "manual", "logical_date": "2026-12-03T07:00:00Z"},
-            {"dag_run_id": "backfill__a", "run_type": "backfill", "logical_date": "2026-12-03T05:00:00Z"},
-            {"dag_run_id": "backfill__old", "run_type": "backfill", "logical_date": "2026-12-02T05:00:00Z"},
-            {"dag_run_id": "scheduled__x", "run_type": "scheduled", "logical_date": "2026-12-03T08:00:00Z"},
+            {
+                "dag_run_id": "cluster__1",
+                "run_type": "manual",
+                "logical_date": "2026-12-03T07:00:00Z",
+            },
+            {
+                "dag_run_id": "backfill__a",
+                "run_type": "backfill",
+                "logical_date": "2026-12-03T05:00:00Z",
+            },
+            {
+                "dag_run_id": "backfill__old",
+                "run_type": "backfill",
+                "logical_date": "2026-12-02T05:00:00Z",
+            },
+            {
+                "dag_run_id": "scheduled__x",
+                "run_type": "scheduled",
+                "logical_date": "2026-12-03T08:00:00Z",
+            },
         ],
         "sync_opportunities": [
-            {"dag_run_id": "cluster__1", "run_type": "manual", "logical_date": "2026-12-03T07:00:00Z"},
-            {"dag_run_id": "backfill__b", "run_type": "backfill", "logical_date": "2026-12-03T05:00:00Z"},
+            {
+                "dag_run_id": "cluster__1",
+                "run_type": "manual",
+                "logical_date": "2026-12-03T07:00:00Z",
+            },
+            {
+                "dag_run_id": "backfill__b",
+                "run_type": "backfill",
+                "logical_date": "2026-12-03T05:00:00Z",
+            },
         ],
         "sync_engagement_activities": [],
-    }  # fmt: skip
+    }
     c = SimpleNamespace(api=SimpleNamespace(runs=lambda d: runs[d]))
     manual = [("sync_leads_contacts", "cluster__1"), ("sync_opportunities", "cluster__1")]
     got = [r["dag_run_id"] for r in scenario._our_runs(c, manual, first)]

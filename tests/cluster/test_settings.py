@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from scripts.cluster.settings import (
     Layout,
     Ports,
     Secrets,
+    Topology,
     process_env,
     read_env_file,
 )
@@ -22,17 +24,19 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def parts(tmp_path: Path) -> tuple[Layout, Ports, Endpoints, Secrets]:
+def parts(tmp_path: Path) -> Topology:
     ports = Ports(postgres=1, redis=2, api=3, worker_logs=4, trigger_logs=5, s3=6)
     ep = Endpoints(sf_port=7, lg_port=8, sf_ca_bundle=tmp_path / "ca.pem", lg_app_base_url="x")
-    return Layout(tmp_path / "c"), ports, ep, Secrets("jwt-secret-1", "api-secret-1")
+    return Topology(
+        Layout(tmp_path / "c"), ports, ep, Secrets("jwt-secret-1", "api-secret-1"), "shared"
+    )
 
 
 def test_every_process_gets_the_shared_file_and_the_deployment_keys(parts) -> None:
     shared = read_env_file()
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     for worker in (None, 1, 2):
-        env = process_env(*parts, run_storage="shared", worker=worker)
+        env = process_env(parts, worker)
         assert {k: env[k] for k in shared} == shared
         assert set(DEPLOYMENT_KEYS) <= set(env)
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == "jwt-secret-1"
@@ -42,10 +46,10 @@ def test_every_process_gets_the_shared_file_and_the_deployment_keys(parts) -> No
 
 
 def test_workers_have_their_own_home_and_address(parts) -> None:
-    layout = parts[0]
-    control = process_env(*parts, run_storage="shared")
-    w1 = process_env(*parts, run_storage="shared", worker=1)
-    w2 = process_env(*parts, run_storage="shared", worker=2)
+    layout = parts.layout
+    control = process_env(parts)
+    w1 = process_env(parts, 1)
+    w2 = process_env(parts, 2)
     assert [e["AIRFLOW_HOME"] for e in (control, w1, w2)] == [
         str(layout.control_home),
         str(layout.worker_home(1)),
@@ -62,13 +66,13 @@ def test_workers_have_their_own_home_and_address(parts) -> None:
 
 
 def test_run_storage_switch(parts) -> None:
-    layout = parts[0]
-    shared = [process_env(*parts, run_storage="shared", worker=n) for n in (None, 1, 2)]
+    layout = parts.layout
+    shared = [process_env(parts, n) for n in (None, 1, 2)]
     assert {e["CRM_SYNC_HOME"] for e in shared} == {str(layout.shared_sync_home)}
     assert {e["CRM_SYNC_RUN_STORAGE"] for e in shared} == {
         (layout.shared_sync_home / "runs").as_uri()
     }
-    s3 = [process_env(*parts, run_storage="s3", worker=n) for n in (None, 1, 2)]
+    s3 = [process_env(replace(parts, run_storage="s3"), n) for n in (None, 1, 2)]
     assert len({e["CRM_SYNC_HOME"] for e in s3}) == 3  # nothing shared but the bucket
     assert {e["CRM_SYNC_RUN_STORAGE"] for e in s3} == {"s3://crm_sync_runs@crm-sync-runs/runs"}
     assert settings.RUN_STORAGE in settings.RUN_STORAGE_CHOICES
@@ -79,7 +83,7 @@ def test_the_callers_airflow_settings_do_not_leak_in(parts, monkeypatch) -> None
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", "postgres://elsewhere")
     monkeypatch.setenv("CRM_SYNC_SF_API_BUDGET", "1")
     monkeypatch.setenv("SOMETHING_ELSE", "kept")
-    env = process_env(*parts, run_storage="shared")
+    env = process_env(parts)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert "elsewhere" not in env["AIRFLOW_CONN_SALESFORCE_DEFAULT"]
     assert "CRM_SYNC_SF_API_BUDGET" not in env
@@ -92,7 +96,7 @@ def test_shared_file_may_not_hold_per_deployment_keys(parts, tmp_path, monkeypat
     bad.write_text("AIRFLOW__CORE__EXECUTOR=CeleryExecutor\nAIRFLOW_HOME=/somewhere\n")
     monkeypatch.setattr(settings, "ENV_FILE", bad)
     with pytest.raises(ValueError, match="AIRFLOW_HOME"):
-        process_env(*parts, run_storage="shared")
+        process_env(parts)
 
 
 @pytest.mark.parametrize("line", ["NOEQUALS", "=value", "TWO WORDS=x"])

@@ -127,15 +127,37 @@ def test_opening_migrates_and_is_idempotent(empty_url: str) -> None:
 def test_links_and_their_history(store: SyncStore) -> None:
     values = {"firstName": "Zoë", "score": 12.5, "tags": ["a", "b"], "blank": None}
     store.upsert_link("person", "11", "Lead", "00QA", synced_values=values, run_id="r1")
-    store.upsert_link("person", "11", "Contact", "003A", synced_values={"title": "CTO"}, run_id="r2", event="converted")  # fmt: skip
-    assert store.add_links(
+    store.upsert_link(
         "person",
-        [
-            {"lg_id": "12", "sf_object": "Lead", "sf_id": "00QB", "synced_values": {"x": "1"}, "event": "created"},
-            {"lg_id": "11", "sf_object": "Lead", "sf_id": "00QZ", "event": "created"},  # taken: not stolen
-        ],
-        "r3",
-    ) == 1  # fmt: skip
+        "11",
+        "Contact",
+        "003A",
+        synced_values={"title": "CTO"},
+        run_id="r2",
+        event="converted",
+    )
+    assert (
+        store.add_links(
+            "person",
+            [
+                {
+                    "lg_id": "12",
+                    "sf_object": "Lead",
+                    "sf_id": "00QB",
+                    "synced_values": {"x": "1"},
+                    "event": "created",
+                },
+                {
+                    "lg_id": "11",
+                    "sf_object": "Lead",
+                    "sf_id": "00QZ",
+                    "event": "created",
+                },  # taken: not stolen
+            ],
+            "r3",
+        )
+        == 1
+    )
     links = store.links_by_lg("person", ["11", "12", "nope"])
     assert (links["11"].sf_object, links["11"].sf_id) == ("Contact", "003A")
     assert links["11"].synced_values == {**values, "title": "CTO"}
@@ -147,11 +169,13 @@ def test_links_and_their_history(store: SyncStore) -> None:
     assert store.links_by_sf("person", ["00QB"], active_only=True) == {}
     store.delete_link("person", "11", run_id="r6")
     assert store.count_links("person", status=None) == 1
-    assert [(e.event, e.old_sf_id, e.new_sf_id) for e in store.link_events("person", lg_id="11")] == [
+    assert [
+        (e.event, e.old_sf_id, e.new_sf_id) for e in store.link_events("person", lg_id="11")
+    ] == [
         ("created", None, "00QA"),
         ("converted", "00QA", "003A"),
         ("removed", "003A", None),
-    ]  # fmt: skip
+    ]
     assert [e.event for e in store.link_events(sf_id="00QB")] == ["created", "deactivated"]
 
 
@@ -168,8 +192,22 @@ def test_batch_is_all_or_nothing(store: SyncStore) -> None:
 
 
 def test_runs_watermarks_and_windows(store: SyncStore) -> None:
-    store.start_run("d", "r1", window_start=T0, window_end=T0 + timedelta(hours=1), dry_run=False, full_resync=False)  # fmt: skip
-    store.start_run("d", "r1", window_start=T0, window_end=T0 + timedelta(hours=1), dry_run=False, full_resync=True)  # task retry  # fmt: skip
+    store.start_run(
+        "d",
+        "r1",
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        dry_run=False,
+        full_resync=False,
+    )
+    store.start_run(
+        "d",
+        "r1",
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        dry_run=False,
+        full_resync=True,
+    )  # task retry
     store.add_run_calls("d", "r1", sf=3, lg=2)
     store.add_run_calls("d", "r1", sf=4)
     run = store.get_run("d", "r1")
@@ -203,11 +241,22 @@ def test_runs_watermarks_and_windows(store: SyncStore) -> None:
 
 def _quarantine(store: SyncStore, run_id: str, key: str = "lg:1", max_attempts: int = 3):
     return store.quarantine(
-        dag_id="d", domain="person", direction="lg_to_sf", record_key=key, target_object="Lead",
-        lg_id=key.split(":")[1], sf_id=None, category="format", check="email_format", field="Email",
-        error_code=None, message="bad email", payload={"Email": "x@ü"}, run_id=run_id,
+        dag_id="d",
+        domain="person",
+        direction="lg_to_sf",
+        record_key=key,
+        target_object="Lead",
+        lg_id=key.split(":")[1],
+        sf_id=None,
+        category="format",
+        check="email_format",
+        field="Email",
+        error_code=None,
+        message="bad email",
+        payload={"Email": "x@ü"},
+        run_id=run_id,
         max_attempts=max_attempts,
-    )  # fmt: skip
+    )
 
 
 def test_quarantine(store: SyncStore) -> None:

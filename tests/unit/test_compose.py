@@ -17,6 +17,7 @@ from scripts.cluster.settings import (
     Layout,
     Ports,
     Secrets,
+    Topology,
     base_env,
     process_env,
     read_env_file,
@@ -25,6 +26,14 @@ from scripts.cluster.settings import (
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +51,10 @@ def test_services_present(compose: dict) -> None:
     expected = {
         "postgres",
         "redis",
-        "airflow-init",
-        "airflow-apiserver",
-        "airflow-scheduler",
-        "airflow-dag-processor",
-        "airflow-triggerer",
-        "airflow-worker",
+        "object-storage",
         "sandbox-salesforce",
         "sandbox-leadgen",
+        *AIRFLOW_SERVICES,
     }
     assert expected <= set(compose["services"])
 
@@ -104,23 +109,13 @@ def test_connections_point_at_the_sandbox_services(compose: dict) -> None:
     ]
 
 
-AIRFLOW_SERVICES = (
-    "airflow-init",
-    "airflow-apiserver",
-    "airflow-scheduler",
-    "airflow-dag-processor",
-    "airflow-triggerer",
-    "airflow-worker",
-)
-
-
 @pytest.fixture
 def cluster_envs(tmp_path: Path) -> list[dict[str, str]]:
     """What `make cluster` gives its control plane and its two workers."""
     ports = Ports(postgres=1, redis=2, api=3, worker_logs=4, trigger_logs=5, s3=6)
     ep = Endpoints(7, 8, tmp_path / "ca-bundle.pem", "http://127.0.0.1:8/__sandbox__/app")
-    parts = (Layout(tmp_path), ports, ep, Secrets("j" * 20, "a" * 20))
-    return [process_env(*parts, run_storage="shared", worker=w) for w in (None, 1, 2)]
+    parts = Topology(Layout(tmp_path), ports, ep, Secrets("j" * 20, "a" * 20), "shared")
+    return [process_env(parts, w) for w in (None, 1, 2)]
 
 
 def test_one_source_for_shared_settings(compose: dict, cluster_envs: list[dict]) -> None:
