@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -76,11 +77,14 @@ class Outcome:
 
 
 def _child_json(c: Cluster, argv: list[str], log_name: str) -> tuple[int, dict[str, Any]]:
-    """Run a Python module with the control plane's environment; its last stdout line is JSON."""
+    """Run Python with the control plane's environment (plus the plugins folder on the path, as
+    Airflow's own processes have it); its last stdout line is JSON, its stderr goes to a log."""
     log = c.layout.logs / log_name
+    env = c.env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT / "plugins")])
     with open(log, "ab") as err:
         proc = subprocess.run(
-            [sys.executable, *argv], env=c.env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=err
+            [sys.executable, *argv], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err
         )
     lines = proc.stdout.decode(errors="replace").strip().splitlines()
     try:
@@ -199,8 +203,9 @@ def _log_served_by(c: Cluster, address: str, ti: tuple[str, str, str, int]) -> b
 
 
 def verify(c: Cluster, expect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``python -m crm_sync.verify`` when the library has it (exit code decides), else the
-    cluster's own checks (scripts/cluster/data.py)."""
+    """``python -m crm_sync.verify`` when the library has it — run with no arguments and the
+    cluster's connections in its environment; exit code 0 means consistent, a JSON last line is
+    kept as the details — else the cluster's own checks (scripts/cluster/data.py)."""
     if importlib.util.find_spec("crm_sync.verify") is not None:
         rc, out = _child_json(c, ["-m", "crm_sync.verify"], "verify.log")
         return "crm_sync.verify", {**out, "ok": rc == 0}

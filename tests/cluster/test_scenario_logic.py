@@ -215,3 +215,36 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except ProcessLookupError:
         return None
+
+
+def test_verify_prefers_the_library_checker_when_it_exists(monkeypatch, tmp_path: Path) -> None:
+    calls = []
+
+    def fake_child(c, argv, log_name):
+        calls.append(argv)
+        return (
+            (3, {"checks": {"x": {"ok": False}}})
+            if "crm_sync.verify" in argv
+            else (0, {"ok": True})
+        )
+
+    monkeypatch.setattr(scenario, "_child_json", fake_child)
+    c = SimpleNamespace(layout=SimpleNamespace(root=tmp_path))
+    real_find_spec = scenario.importlib.util.find_spec
+    monkeypatch.setattr(
+        scenario.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "crm_sync.verify" else real_find_spec(name),
+    )
+    assert scenario.verify(c, {"form_emails": []}) == (
+        "crm_sync.verify",
+        {"checks": {"x": {"ok": False}}, "ok": False},  # its exit code decides
+    )
+    monkeypatch.setattr(scenario.importlib.util, "find_spec", lambda name: None)
+    assert scenario.verify(c, {"form_emails": ["a@x"]}) == (
+        "scripts.cluster.data verify",
+        {"ok": True},
+    )
+    assert calls[0] == ["-m", "crm_sync.verify"]
+    assert calls[1][:3] == ["-m", "scripts.cluster.data", "verify"]
+    assert (tmp_path / "expect.json").read_text() == '{"form_emails": ["a@x"]}'
