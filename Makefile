@@ -2,12 +2,13 @@
 #   make demo     - from nothing to a synced pair of seeded sandboxes, with a printed report
 #   make test     - lint + the whole test suite (what CI runs)
 #   make airflow  - Airflow 3 UI on http://127.0.0.1:8080 (admin/admin) with both sandboxes
+#   make cluster  - the same DAGs on CeleryExecutor with two workers, Postgres and Redis (docs/deployment.md)
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV_PY := .venv/bin/python
 ENV := . scripts/env.sh &&
 
-.PHONY: help setup lint format test test-fast demo airflow sandboxes lock bench verify clean
+.PHONY: help setup lint format test test-fast demo airflow cluster services sandboxes lock bench verify clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +26,7 @@ format: setup ## apply ruff format and safe fixes
 
 test: setup lint ## lint, then every test (unit, contract, DAG integrity, end-to-end, browser)
 	$(ENV) scripts/ensure_browser.sh
+	$(ENV) scripts/ensure_services.sh
 	$(ENV) $(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup ## unit tests only
@@ -35,6 +37,12 @@ demo: setup ## start seeded sandboxes, run every sync DAG twice, print what move
 
 airflow: setup ## Airflow 3 standalone UI on 127.0.0.1:8080 with both sandboxes (Ctrl-C stops all)
 	$(ENV) $(VENV_PY) scripts/run_airflow.py
+
+cluster: setup services ## CeleryExecutor + Postgres + Redis + 2 workers in .cluster/: run all DAGs + a backfill, check, stop
+	$(ENV) $(VENV_PY) scripts/cluster.py $(CLUSTER_ARGS)
+
+services: ## install PostgreSQL and Redis (Debian packages) when missing
+	@scripts/ensure_services.sh
 
 sandboxes: setup ## only the two sandboxes, seeded, in the foreground (Ctrl-C stops them)
 	$(ENV) $(VENV_PY) scripts/run_airflow.py --sandboxes-only
@@ -49,4 +57,4 @@ lock: setup ## recompile requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header
 
 clean: ## remove local state (venv kept)
-	rm -rf .airflow .sandbox .state .run
+	rm -rf .airflow .sandbox .state .run .cluster

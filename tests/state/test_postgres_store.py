@@ -1,0 +1,292 @@
+"""The sync state store on both databases it supports: SQLite (one machine) and PostgreSQL (the
+cluster, docker-compose.yaml). Every test runs on each; the PostgreSQL server is a private one
+started from Debian's packages by scripts/ensure_services.sh, with a new empty database per test.
+
+Migrations are checked from an empty database, one revision at a time (with a single revision
+today, that is the upgrade from nothing; each later revision is then upgraded to from the one
+before it), and the result must match the models exactly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from crm_sync.state.store import MIGRATIONS_DIR, SyncStore
+from scripts.cluster.settings import ROOT, free_port
+from tests.cluster.helpers import make_service_dir
+
+PG_USER = "airflow:airflow"
+T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def pg_port() -> Iterator[int]:
+    """A private PostgreSQL server for the session (loopback, free port)."""
+    folder = make_service_dir("crm_sync_state_pg_")
+    port = free_port()
+    script = str(ROOT / "scripts" / "ensure_services.sh")
+    subprocess.run(["bash", script, "postgres", "start", str(folder / "pg"), str(port)], check=True)
+    try:
+        yield port
+    finally:
+        subprocess.run(["bash", script, "postgres", "stop", str(folder / "pg")], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.unit),
+        pytest.param("postgresql", marks=pytest.mark.cluster),
+    ]
+)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    port = request.getfixturevalue("pg_port")
+    name = f"state_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(empty_url: str) -> Iterator[SyncStore]:
+    s = SyncStore(empty_url)
+    yield s
+    s.dispose()
+
+
+def _alembic(conn):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from crm_sync.state.models import Base
+
+    engine = create_engine(empty_url)
+    assert inspect(engine).get_table_names() == []
+    revisions = list(reversed(list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())))
+    assert revisions and revisions[0].down_revision is None
+    for rev in revisions:  # each revision from the one before it (the first from nothing)
+        with engine.begin() as conn:
+            command.upgrade(_alembic(conn), rev.revision)
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(
+                conn, opts={"version_table": "crm_sync_alembic_version"}
+            )
+            assert ctx.get_current_revision() == rev.revision
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    # the version table is Alembic's own, not a model
+    assert [d for d in diffs if "crm_sync_alembic_version" not in str(d)] == []
+    engine.dispose()
+    # opening the store on the migrated database changes nothing and fails nothing
+    SyncStore(empty_url).dispose()
+
+
+def test_opening_migrates_and_is_idempotent(empty_url: str) -> None:
+    first = SyncStore(empty_url)
+    first.migrate()
+    second = SyncStore(empty_url)
+    assert {"links", "link_events", "runs", "watermarks", "quarantine", "held_items"} <= set(
+        inspect(second.engine).get_table_names()
+    )
+    assert ":airflow@" not in repr(second)  # the password never shows
+    first.dispose()
+    second.dispose()
+
+
+def test_links_and_their_history(store: SyncStore) -> None:
+    values = {"firstName": "Zoë", "score": 12.5, "tags": ["a", "b"], "blank": None}
+    store.upsert_link("person", "11", "Lead", "00QA", synced_values=values, run_id="r1")
+    store.upsert_link(
+        "person",
+        "11",
+        "Contact",
+        "003A",
+        synced_values={"title": "CTO"},
+        run_id="r2",
+        event="converted",
+    )
+    assert (
+        store.add_links(
+            "person",
+            [
+                {
+                    "lg_id": "12",
+                    "sf_object": "Lead",
+                    "sf_id": "00QB",
+                    "synced_values": {"x": "1"},
+                    "event": "created",
+                },
+                {
+                    "lg_id": "11",
+                    "sf_object": "Lead",
+                    "sf_id": "00QZ",
+                    "event": "created",
+                },  # taken: not stolen
+            ],
+            "r3",
+        )
+        == 1
+    )
+    links = store.links_by_lg("person", ["11", "12", "nope"])
+    assert (links["11"].sf_object, links["11"].sf_id) == ("Contact", "003A")
+    assert links["11"].synced_values == {**values, "title": "CTO"}
+    assert store.update_synced_values("person", {"12": {"x": "2"}}, "r4") == 1
+    assert store.links_by_sf("person", ["00QB"])["00QB"][0].synced_values == {"x": "2"}
+    assert store.count_links("person") == 2
+    store.set_link_status("person", "12", "deleted", event="deactivated", run_id="r5")
+    assert [lk.lg_id for lk in store.all_links("person")] == ["11"]
+    assert store.links_by_sf("person", ["00QB"], active_only=True) == {}
+    store.delete_link("person", "11", run_id="r6")
+    assert store.count_links("person", status=None) == 1
+    assert [
+        (e.event, e.old_sf_id, e.new_sf_id) for e in store.link_events("person", lg_id="11")
+    ] == [
+        ("created", None, "00QA"),
+        ("converted", "00QA", "003A"),
+        ("removed", "003A", None),
+    ]
+    assert [e.event for e in store.link_events(sf_id="00QB")] == ["created", "deactivated"]
+
+
+def test_batch_is_all_or_nothing(store: SyncStore) -> None:
+    with pytest.raises(RuntimeError), store.batch():
+        store.upsert_link("person", "1", "Lead", "00QA")
+        store.upsert_link("person", "2", "Lead", "00QB")
+        raise RuntimeError("task killed half way")
+    assert store.count_links("person", status=None) == 0
+    with store.batch():
+        store.upsert_link("person", "1", "Lead", "00QA")
+        store.upsert_link("person", "2", "Lead", "00QB")
+    assert store.count_links("person") == 2
+
+
+def test_runs_watermarks_and_windows(store: SyncStore) -> None:
+    store.start_run(
+        "d",
+        "r1",
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        dry_run=False,
+        full_resync=False,
+    )
+    store.start_run(
+        "d",
+        "r1",
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        dry_run=False,
+        full_resync=True,
+    )  # task retry
+    store.add_run_calls("d", "r1", sf=3, lg=2)
+    store.add_run_calls("d", "r1", sf=4)
+    run = store.get_run("d", "r1")
+    assert (run.status, run.full_resync, run.sf_api_calls, run.lg_api_calls) == (
+        "running",
+        True,
+        7,
+        2,
+    )
+    assert store.sf_calls_since(T0 - timedelta(days=3650)) == 7
+    assert not store.window_done("d", T0, T0 + timedelta(hours=1))
+    store.finish_run(
+        "d",
+        "r1",
+        status="success",
+        report={"writes": {"Lead": 3}, "note": "ünïcode"},
+        sf_api_calls=9,
+    )
+    assert store.window_done("d", T0 + timedelta(minutes=5), T0 + timedelta(hours=1))
+    assert store.get_run("d", "r1").report == {"writes": {"Lead": 3}, "note": "ünïcode"}
+    assert [r.run_id for r in store.recent_runs("d")] == ["r1"]
+    assert store.recent_runs("other") == []
+
+    assert store.get_watermark("d", "people") is None
+    store.advance_watermark("d", "people", T0 + timedelta(hours=1), "r1")
+    store.advance_watermark("d", "people", T0 - timedelta(hours=5), "backfill")  # never backwards
+    got = store.get_watermark("d", "people")
+    assert got == T0 + timedelta(hours=1) and got.tzinfo is not None
+    assert store.covered_until("d") == T0 + timedelta(hours=1)
+
+
+def _quarantine(store: SyncStore, run_id: str, key: str = "lg:1", max_attempts: int = 3):
+    return store.quarantine(
+        dag_id="d",
+        domain="person",
+        direction="lg_to_sf",
+        record_key=key,
+        target_object="Lead",
+        lg_id=key.split(":")[1],
+        sf_id=None,
+        category="format",
+        check="email_format",
+        field="Email",
+        error_code=None,
+        message="bad email",
+        payload={"Email": "x@ü"},
+        run_id=run_id,
+        max_attempts=max_attempts,
+    )
+
+
+def test_quarantine(store: SyncStore) -> None:
+    assert _quarantine(store, "r1").attempts == 1
+    assert _quarantine(store, "r1").attempts == 1  # a task retry is not a new attempt
+    _quarantine(store, "r2")
+    parked = _quarantine(store, "r3")
+    assert (parked.attempts, parked.status) == (3, "parked")
+    _quarantine(store, "r3", key="lg:2")
+    assert store.retry_keys("d", "lg_to_sf") == ["lg:2"]
+    assert sorted(store.retry_keys("d", "lg_to_sf", include_parked=True)) == ["lg:1", "lg:2"]
+    assert store.mark_for_retry([parked.id]) == 1
+    assert sorted(store.retry_keys("d", "lg_to_sf")) == ["lg:1", "lg:2"]
+    assert [q.payload for q in store.quarantined("d", category="format")] == [{"Email": "x@ü"}] * 2
+    assert store.resolve_quarantine("d", "lg_to_sf", ["lg:1", "lg:1"], "r4") == 1
+    assert [q.record_key for q in store.quarantined("d")] == ["lg:2"]
+    assert store.quarantined("d", statuses=("resolved",))[0].resolved_at is not None
+
+
+def test_held_items_and_purge(store: SyncStore) -> None:
+    store.hold("d", "event", "e1", payload={"x": 1}, reason="lead not linked", waiting_for="lg:5")
+    store.hold("d", "event", "e1", payload={"x": 2}, reason="lead not linked", waiting_for="lg:5")
+    store.hold("d", "event", "e2", payload={}, reason="lead not linked")
+    [first, _] = store.held("d", "event")
+    assert (first.attempts, first.payload, first.waiting_for) == (2, {"x": 2}, "lg:5")
+    assert store.release("d", "event", ["e1"], status="delivered", reason="linked") == 1
+    assert [h.item_key for h in store.held("d", "event")] == ["e2"]
+    assert [h.reason for h in store.held("d", "event", status="delivered")] == ["linked"]
+    store.purge_old(timedelta(days=30))  # nothing is old yet
+    assert len(store.held("d", "event", status="delivered")) == 1
+    store.purge_old(timedelta(seconds=-60))  # everything finished is "old"
+    assert store.held("d", "event", status="delivered") == []
+    assert [h.item_key for h in store.held("d", "event")] == ["e2"]  # still waiting: kept
