@@ -22,6 +22,11 @@ and backfills find the existing Task and write nothing.
 `full_resync` reads every event since the start of time; `retry_quarantined` also retries
 parked quarantine rows; `max_reject_rate` turns the run red above this share of rejected Tasks.
 
+**Runs**: the hourly run syncs its hour, catching up from the watermark after a failure;
+**Trigger without a date syncs everything changed since the last sync, up to now**; a backfill
+(or a manual run given a logical date) syncs exactly its hours and never moves the watermark.
+Give a manual run a logical date only to backfill: it takes that hour's scheduled slot.
+
 **Backfill**: `airflow backfill create --dag-id sync_engagement_activities --from-date … --to-date …`;
 each run syncs its own hour. See `docs/engagement.md`.
 """

@@ -17,6 +17,11 @@ reports it, writing nothing; `retry_quarantined` also retries parked quarantine 
 `max_reject_rate` turns the run red when more rows than this share are rejected (after the good
 rows are loaded).
 
+**Runs**: the hourly run syncs its hour, catching up from the watermark after a failure;
+**Trigger without a date syncs everything changed since the last sync, up to now**; a backfill
+(or a manual run given a logical date) syncs exactly its hours and never moves the watermark.
+Give a manual run a logical date only to backfill: it takes that hour's scheduled slot.
+
 **Backfill**: `airflow backfill create --dag-id sync_leads_contacts --from-date … --to-date …`;
 each run syncs exactly its own hour. The run report is the return value of `record` and is kept in
 the sync state store (see the *Sync health* page).

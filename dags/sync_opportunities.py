@@ -25,6 +25,11 @@ roles, run report, watermark).
 writing nothing; `retry_quarantined` also retries parked quarantine rows; `max_reject_rate` turns
 the run red when more rows than this share are rejected for the first time.
 
+**Runs**: the hourly run syncs its hour, catching up from the watermark after a failure;
+**Trigger without a date syncs everything changed since the last sync, up to now**; a backfill
+(or a manual run given a logical date) syncs exactly its hours and never moves the watermark.
+Give a manual run a logical date only to backfill: it takes that hour's scheduled slot.
+
 **Backfill**: `airflow backfill create --dag-id sync_opportunities --from-date … --to-date …`
 after backfilling `sync_leads_contacts` over the same hours. See `docs/opportunities.md`.
 """

@@ -100,6 +100,7 @@ class SyncAlertNotifier(BaseNotifier):
         dag_id = getattr(dag, "dag_id", None) or getattr(ti, "dag_id", "?")
         run_id = str(context.get("run_id") or getattr(ti, "run_id", "?"))
         exc = context.get("exception")
+        _release_lease(context, dag_id, run_id)
         report = _stored_report(context, dag_id, run_id)
         status = (report or {}).get("status") or "failed"
         text = alert_text(
@@ -111,6 +112,18 @@ class SyncAlertNotifier(BaseNotifier):
             task_id=getattr(ti, "task_id", None),
         )
         send(text, {"dag_id": dag_id, "run_id": run_id, "status": status})
+
+
+def _release_lease(context: Any, dag_id: str, run_id: str) -> None:
+    """A failed task ends its run: the next run of the DAG must not wait for its lease."""
+    try:
+        from crm_sync.runtime import conn_ids_from, shared_store
+
+        shared_store(conn_ids_from(context.get("params") or {})["state"]).release_lease(
+            dag_id, run_id
+        )
+    except Exception:  # the state store itself may be what failed; the lease expires then
+        log.debug("lease not released", exc_info=True)
 
 
 def _stored_report(context: Any, dag_id: str, run_id: str) -> dict[str, Any] | None:

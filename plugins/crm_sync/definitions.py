@@ -40,6 +40,9 @@ class SyncDefinition:
     stages: Mapping[str, Stage] = field(default_factory=dict)
     held_kind: str | None = None  # state-store held items of this DAG
     waits_for: str | None = None  # DAG whose window must be synced before this one runs
+    # Tasks that read or write the DAG's sync state for planning: they run under the DAG's
+    # lease, one run at a time (a backfill beside a scheduled run waits its turn).
+    exclusive: tuple[str, ...] = ()
 
     def stage(self, name: str) -> Stage:
         try:

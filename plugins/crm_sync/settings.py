@@ -8,6 +8,7 @@ the tests each get their own state without configuration. Docker compose overrid
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,19 @@ def sf_api_budget() -> int:
 def retention_days() -> int:
     """How long resolved quarantine rows and finished held items are kept (``CRM_SYNC_RETENTION_DAYS``)."""
     return int(os.environ.get("CRM_SYNC_RETENTION_DAYS") or 30)
+
+
+def held_expiry() -> timedelta:
+    """How long an item may wait for its dependency (an event for its lead's link, a contact
+    role for its contact's link) before it is let go as ``expired``
+    (``CRM_SYNC_HELD_EXPIRY_HOURS``, default 7 days)."""
+    return timedelta(hours=float(os.environ.get("CRM_SYNC_HELD_EXPIRY_HOURS") or 168))
+
+
+def lease_wait() -> tuple[float, float]:
+    """How long a task waits for another run of its DAG to finish, and how often it looks
+    (``CRM_SYNC_LEASE_WAIT_SECONDS``, default 600; polls every 5 s)."""
+    return float(os.environ.get("CRM_SYNC_LEASE_WAIT_SECONDS") or 600), 5.0
 
 
 def sf_retry_stop_share() -> float:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.definitions import SyncDefinition, get_definition
-from crm_sync.errors import BudgetExhaustedError, FatalError
+from crm_sync.errors import BudgetExhaustedError, FatalError, RetriableError
 from crm_sync.pipeline.context import RunContext
 from crm_sync.runtime import conn_ids_from
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from crm_sync.state.store import SyncStore
 
 log = logging.getLogger(__name__)
+
+# A run's lease lives this long after its last stage took it (a killed worker cannot release it).
+LEASE_TTL = timedelta(hours=2)
 
 
 class TaskRuntime:
@@ -143,6 +147,7 @@ class TaskRuntime:
             walk=walk,
             extracted=extracted,
             extra=extra,
+            held_kind=self.definition.held_kind,
         )
 
     def calls(self) -> dict[str, Any]:
@@ -158,7 +163,25 @@ class TaskRuntime:
 
     # -- the task's life -----------------------------------------------------------------------
     def __enter__(self) -> TaskRuntime:
+        if self.ctx is not None and self.task in self.definition.exclusive:
+            self._take_lease()
         return self
+
+    def _take_lease(self) -> None:
+        """Wait for the DAG's lease (another run of this DAG is reading or writing its sync
+        state), then hold it for this task; a run that never releases it frees it on expiry."""
+        from crm_sync.settings import lease_wait
+
+        ctx, waited, (limit, step) = self.run, 0.0, lease_wait()
+        while holder := self.store.acquire_lease(ctx.dag_id, ctx.run_id, LEASE_TTL):
+            if waited >= limit:
+                raise RetriableError(
+                    f"run {holder} of {ctx.dag_id} is syncing; this run waited {waited:.0f} s "
+                    "and will try again (runs of one DAG take turns)"
+                )
+            log.info("%s: waiting for run %s of %s to finish", self.task, holder, ctx.dag_id)
+            time.sleep(step)
+            waited += step
 
     def __exit__(
         self,
@@ -171,6 +194,8 @@ class TaskRuntime:
         finally:
             if self.ctx is not None:
                 shutil.rmtree(self.ctx.scratch_root, ignore_errors=True)
+                if self.task == "record":  # the run is over, whatever its outcome
+                    self.store.release_lease(self.ctx.dag_id, self.ctx.run_id)
         if isinstance(exc, BudgetExhaustedError):
             self._stop_for_budget(exc)
         if isinstance(exc, FatalError):
@@ -255,26 +280,24 @@ def _run_type(dag_run: Any) -> str:
 def run_context(
     definition: SyncDefinition, context: Mapping[str, Any], store: SyncStore
 ) -> RunContext:
-    """The run's window and options from Airflow's task context (a mapping)."""
+    """The run's kind, window and options from Airflow's task context (a mapping)."""
     from crm_sync.pipeline.prepare import build_context
 
     params = dict(context.get("params") or {})
     dag_run = context.get("dag_run")
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
-    if start is None or end is None:
-        # Airflow 3 runs without a logical date carry no data interval: use the hour that ended
-        # before the run was requested.
-        after = getattr(dag_run, "run_after", None) or datetime.now(UTC)
-        end = after.replace(minute=0, second=0, microsecond=0)
-        start = end - timedelta(hours=1)
+    logical_date = getattr(dag_run, "logical_date", None) or context.get("logical_date")
+    run_after = getattr(dag_run, "run_after", None) or datetime.now(UTC)
     return build_context(
         dag_id=definition.dag_id,
         run_id=str(context.get("run_id") or getattr(dag_run, "run_id", "manual")),
         domain=definition.domain,
-        interval_start=_aware(start),
-        interval_end=_aware(end),
+        interval_start=_aware(start) if start is not None else None,
+        interval_end=_aware(end) if end is not None else None,
+        run_after=_aware(run_after),
         run_type=_run_type(dag_run),
+        has_logical_date=logical_date is not None,
         params=params,
         store=store,
         stream=definition.stream,

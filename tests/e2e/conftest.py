@@ -45,6 +45,11 @@ class Admin:
         assert r.status_code < 300, f"GET {path}: {r.status_code} {r.text[:500]}"
         return r.json()
 
+    def delete(self, path: str) -> Any:
+        r = requests.delete(f"{self.base}/{path.lstrip('/')}", verify=self.verify, timeout=120)
+        assert r.status_code < 300, f"DELETE {path}: {r.status_code} {r.text[:500]}"
+        return r.json() if r.content else None
+
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         r = requests.post(
             f"{self.base}/{path.lstrip('/')}", json=body or {}, verify=self.verify, timeout=300

@@ -20,11 +20,19 @@ class RunOutcome:
 
 
 def run_dag(
-    dags: dict[str, Any], dag_id: str, hour: datetime, conf: dict[str, Any] | None = None
+    dags: dict[str, Any],
+    dag_id: str,
+    hour: datetime,
+    conf: dict[str, Any] | None = None,
+    *,
+    now: bool = False,
 ) -> RunOutcome:
-    """Run ``dag_id`` with ``dag.test()`` for the data interval that ends at ``hour``.
+    """Run ``dag_id`` with ``dag.test()``.
 
-    Returns the DagRun state, each task's state and the run report from the state store.
+    By default a run for the data interval that ends at ``hour`` (a manual run with a chosen
+    logical date: it syncs exactly that interval, as a backfill does). With ``now``, a manual
+    run without a logical date requested at ``hour`` (the Trigger button: it syncs from the
+    watermark up to ``hour``). Returns the DagRun state, each task's state and the run report.
     """
     from crm_sync.runtime import shared_store
 
@@ -33,14 +41,16 @@ def run_dag(
         # Keep the retries (they are part of the behaviour under test) but not the waiting.
         t.retry_delay = timedelta(0)
         t.retry_exponential_backoff = False
-    dr = dag.test(
-        logical_date=hour.astimezone(UTC), run_conf={**PARAM_DEFAULTS[dag_id], **(conf or {})}
-    )
+    when = hour.astimezone(UTC)
+    run_conf = {**PARAM_DEFAULTS[dag_id], **(conf or {})}
+    if now:
+        dr = dag.test(logical_date=None, run_after=when, run_conf=run_conf)
+    else:
+        dr = dag.test(logical_date=when, run_conf=run_conf)
     states = {
         ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dr.get_task_instances()
     }
-    store = shared_store("sync_state")
-    run = store.get_run(dag_id, dr.run_id)
+    run = shared_store("sync_state").get_run(dag_id, dr.run_id)
     return RunOutcome(
         str(getattr(dr.state, "value", dr.state)), run.report if run else None, dr.run_id, states
     )

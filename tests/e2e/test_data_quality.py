@@ -217,7 +217,7 @@ def test_threshold_turns_the_run_red_after_the_good_rows_loaded(fresh, dags, cap
     bad = [
         lg_lead(fresh, emailAddress=f"bad{i}@example.com", lastName=f"Bad{i}") for i in range(2)
     ]  # no company
-    out = run_dag(dags, DAG, H)  # default limit 5 %: 2 of 10 rejected is 20 %
+    out = run_dag(dags, DAG, H, now=True)  # default limit 5 %: 2 of 10 rejected is 20 %
     assert out.state == "failed"
     assert out.task_states["record"] == "failed"
     assert {k: v for k, v in out.task_states.items() if k != "record"} == {
@@ -229,8 +229,9 @@ def test_threshold_turns_the_run_red_after_the_good_rows_loaded(fresh, dags, cap
     run = state_store().get_run(DAG, out.run_id)
     assert "2 of 10 rows rejected (20.0% > limit 5.0%)" in run.message
     assert "required" in run.message and "report.json" in run.message
-    # the watermark did not move: the quality gate failed for this window
-    assert state_store().get_watermark(DAG, "people") is None
+    # the window is done: its rejected rows are retried from the quarantine, so the next run
+    # starts here instead of re-reading this window (and every later one) until the rows pass
+    assert state_store().get_watermark(DAG, "people") == H
     # one alert, through the DAG's failure notifier, with the counts
     alerts = [r.getMessage() for r in caplog.records if r.name == "crm_sync.alerts"]
     assert len(alerts) == 1

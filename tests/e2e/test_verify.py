@@ -150,7 +150,10 @@ def break_everything(fresh, seeded: dict[str, Any]) -> dict[str, Any]:
     from crm_sync.runtime import leadgen_client
 
     assert leadgen_client().delete_opportunities([opp_link.lg_id])[0].success
-    # 5. a second active link to lead B's Salesforce record
+    # 5. a second active link to lead B's Salesforce record (the database refuses it since
+    # revision 0002; a store written by an older version or another tool may still hold one)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX uq_links_active_sf_record")
     store.upsert_link("person", "999999999", link_b.sf_object, link_b.sf_id, run_id="test")
     # 6. a quarantine row without a reason
     store.quarantine(

@@ -19,8 +19,8 @@ WINDOW = (datetime(2026, 11, 20, 9, tzinfo=UTC), datetime(2026, 11, 20, 10, tzin
 
 @pytest.fixture
 def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., RunContext]:
-    """``make_ctx(dag_id, **fields)``: a run context of the hour 09:00-10:00 whose run folder and
-    scratch files live under this test's temporary directory."""
+    """``make_ctx(dag_id, **fields)``: the scheduled run of the hour 09:00-10:00, whose run
+    folder and scratch files live under this test's temporary directory."""
     monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "crm_sync"))
 
     def make(dag_id: str = "sync_leads_contacts", **kw: Any) -> RunContext:
@@ -30,6 +30,8 @@ def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., R
             "domain": "test",
             "window_start": WINDOW[0],
             "window_end": WINDOW[1],
+            "run_type": "scheduled",
+            "run_kind": "scheduled",
         }
         fields.update(kw)
         return RunContext(**fields)

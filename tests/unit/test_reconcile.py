@@ -283,3 +283,33 @@ def test_mapped_owner_change_flows_both_ways() -> None:
         [pair(lg_rec(ownerID="1"), sf_rec(OwnerId="005000000000002AAA"), last=last)], ctx(owners)
     )
     assert plan.lg_payload["ownerID"] == "2"
+
+
+FALLBACK_SF, FALLBACK_LG = "005000000000009AAA", "9"
+
+
+def test_the_fallback_owner_of_a_new_record_never_flows_back_over_an_unmapped_owner() -> None:
+    """A lead whose owner has no Salesforce user is created there with the fallback owner; the
+    next runs must not rewrite the lead's owner to the fallback's Lead Gen & CRM user."""
+    owners = OwnerMap(
+        lg_to_sf={FALLBACK_LG: FALLBACK_SF},
+        sf_to_lg={FALLBACK_SF: FALLBACK_LG},
+        fallback_sf=FALLBACK_SF,
+    )
+    [created] = reconcile([pair(lg_rec(ownerID="7"), None, link=False)], ctx(owners))
+    assert created.sf_op == "create" and created.sf_payload["OwnerId"] == FALLBACK_SF
+    agreed = {**LAST, **created.agreed_if_sf}
+    # the next run, both sides unchanged: nothing to write, the fallback becomes the baseline
+    [plan] = reconcile(
+        [pair(lg_rec(ownerID="7"), sf_rec(OwnerId=FALLBACK_SF), last=agreed)], ctx(owners)
+    )
+    assert "ownerID" not in plan.lg_payload and "OwnerId" not in plan.sf_payload
+    assert plan.agreed_now.get("ownerID") == FALLBACK_SF
+    # a rep in Salesforce reassigns the lead to a mapped user: that still flows
+    owners.sf_to_lg["005000000000002AAA"] = "2"
+    owners.lg_to_sf["2"] = "005000000000002AAA"
+    last = {**agreed, "ownerID": FALLBACK_SF}
+    [plan] = reconcile(
+        [pair(lg_rec(ownerID="7"), sf_rec(OwnerId="005000000000002AAA"), last=last)], ctx(owners)
+    )
+    assert plan.lg_payload["ownerID"] == "2"

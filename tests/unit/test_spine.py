@@ -9,7 +9,6 @@ import pytest
 
 from crm_sync.definitions import LG_TO_SF, SF_TO_LG
 from crm_sync.pipeline.apply import StateChanges, ThresholdExceeded, record_run
-from crm_sync.pipeline.files import DiskIndex, RunFolder
 from crm_sync.pipeline.quarantine import QuarantineEntry, Source, category_for
 from crm_sync.pipeline.tally import OUTCOMES, RunTally, build_report
 from crm_sync.state.store import SyncStore
@@ -216,12 +215,20 @@ def test_a_dry_run_changes_nothing(make_ctx, store) -> None:
     assert store.get_watermark("sync_leads_contacts", "people") is None
 
 
-def test_a_threshold_breach_fails_after_applying_and_keeps_the_watermark(make_ctx, store) -> None:
+def test_a_threshold_breach_fails_after_applying_and_the_window_is_done(make_ctx, store) -> None:
     with pytest.raises(ThresholdExceeded, match="1 of 2 rows rejected"):
         run(make_ctx, store, walk_with(make_ctx, reject="lg:9"), max_reject_rate=0.3)
     assert set(store.links_by_lg("person", ["1"])) == {"1"}  # the good row was loaded
     [q] = store.quarantined("sync_leads_contacts")
     assert q.record_key == "lg:9" and q.attempts == 1
+    # the rejected row lives in the quarantine and is retried from there: the next run must not
+    # re-read this window (and every later one) again, which would grow without bound
+    assert store.get_watermark("sync_leads_contacts", "people") == make_ctx().window_end
+
+
+def test_a_backfill_never_moves_the_watermark(make_ctx, store) -> None:
+    report = run(make_ctx, store, walk_with(make_ctx), run_kind="backfill", run_type="backfill")
+    assert report["status"] == "success" and report["run_kind"] == "backfill"
     assert store.get_watermark("sync_leads_contacts", "people") is None
 
 
@@ -239,41 +246,54 @@ def test_first_pairings_are_written_in_bulk_and_never_steal_a_link(make_ctx, sto
     ctx = make_ctx()
     t = RunTally()
     ch = StateChanges(ctx, store, t)
-    ch.FLUSH = 2  # flushes mid-walk as well as at the end
-    for lid, sid in (("1", "00Q1"), ("2", "00Q2"), ("7", "00Q8")):
+    ch.FLUSH = 2  # several bulk operations
+    pairs = (("1", "00Q1"), ("2", "00Q2"), ("7", "00Q8"), ("9", "00Q7"), ("3", "00Q3"))
+    for lid, sid in pairs:
         ch.add_link("person", lid, "Lead", sid, {}, "created")
     ch.synced_values("person", "1", {"email": "a"})
-    ch.flush()
-    links = store.links_by_lg("person", ["1", "2", "7"])
-    assert {k: v.sf_id for k, v in links.items()} == {"1": "00Q1", "2": "00Q2", "7": "00Q7"}
+    assert store.links_by_lg("person", ["1"]) == {}  # nothing written while walking
+    assert ch.apply() == 4  # 3 bulk link operations, 1 of synced values
+    links = store.links_by_lg("person", ["1", "2", "3", "7", "9"])
+    assert {k: v.sf_id for k, v in links.items()} == {
+        "1": "00Q1",
+        "2": "00Q2",
+        "3": "00Q3",
+        "7": "00Q7",  # lead 7 stays with its record
+    }  # and lead 9 does not take 00Q7 from lead 7
     assert links["1"].synced_values == {"email": "a"}
-    assert t.links["refused_duplicate"] == 1
+    assert t.links["refused_duplicate"] == 2
 
 
-# -- run folder and on-disk index -------------------------------------------------------------------
+def test_changes_are_applied_once_even_when_the_record_task_runs_again(make_ctx, store) -> None:
+    ctx = make_ctx()
+    for _ in range(2):  # the record task's first attempt, then its retry
+        ch = StateChanges(ctx, store, RunTally())
+        ch.add_link("person", "1", "Lead", "00Q1", {"a": "1"}, "created")
+        ch.call("set_link_status", "person", "1", "deleted", event="deactivated", run_id=ctx.run_id)
+        ch.call("hold", ctx.dag_id, "event", "e1", payload={}, reason="r", run_id=ctx.run_id)
+        ch.apply()
+    assert [e.event for e in store.link_events("person", lg_id="1")] == ["created", "deactivated"]
+    [held] = store.held(ctx.dag_id, "event")
+    assert held.attempts == 1
 
 
-def test_appends_add_parts_read_back_in_order_and_a_rewrite_drops_them(tmp_path) -> None:
-    f = RunFolder(tmp_path / "run")
-    assert list(f.read_jsonl("results/lg.jsonl")) == [] and not f.exists("results/lg.jsonl")
-    f.append_jsonl("results/lg.jsonl", [{"n": 1}, {"n": 2}])
-    f.append_jsonl("results/lg.jsonl", [])  # nothing to add: no empty part
-    f.append_jsonl("results/lg.jsonl", [{"n": 3}])
-    assert [r["n"] for r in f.read_jsonl("results/lg.jsonl")] == [1, 2, 3]
-    assert len(list((tmp_path / "run" / "results" / "lg.jsonl.parts").iterdir())) == 2
-    assert f.write_jsonl("results/lg.jsonl", iter([{"n": 9}])) == 1
-    assert [r["n"] for r in f.read_jsonl("results/lg.jsonl")] == [9]
-    f.write_json("report.json", {"a": 1})
-    assert f.read_json("report.json") == {"a": 1} and f.read_json("nope.json", 5) == 5
-    f.clear()
-    assert not (tmp_path / "run").exists()
+def test_the_walk_never_holds_the_write_lock(make_ctx, store, tmp_state_url) -> None:
+    """Another DAG's task writes while this run's record stage walks its plans."""
+    other = SyncStore(tmp_state_url)
 
+    def walk(t: RunTally, ch: StateChanges) -> None:
+        ch.add_link("person", "1", "Lead", "00Q1", {}, "created")
+        t.row(writes=True)
+        # SQLite waits for the lock up to busy_timeout and then fails: with the lock held by
+        # this stage, the other writer would fail here.
+        with other.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout=100")
+            conn.exec_driver_sql(
+                "INSERT INTO watermarks (dag_id, stream, high_water, updated_at) "
+                "VALUES ('other', 's', '2026-01-01', '2026-01-01')"
+            )
+            conn.commit()
 
-def test_the_disk_index_finds_records_by_key_and_keeps_insertion_order(tmp_path) -> None:
-    idx = DiskIndex(tmp_path / "i.db", columns=("email",))
-    idx.put_many([("b", {"v": 1}, "x@y"), ("a", {"v": 2}, None), ("b", {"v": 3}, "x@y")])
-    assert idx.get_many(["a", "b", "zz"]) == {"a": {"v": 2}, "b": {"v": 3}}
-    assert "a" in idx and "zz" not in idx
-    assert [k for chunk in idx.key_chunks(1) for (k,) in chunk] == ["a", "b"]
-    assert list(idx.query("SELECT k FROM rec WHERE email = ?", ("x@y",))) == [("b",)]
-    idx.close()
+    report = run(make_ctx, store, walk)
+    assert report["status"] == "success"
+    assert set(store.links_by_lg("person", ["1"])) == {"1"}

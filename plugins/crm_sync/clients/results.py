@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# The error code of a record whose write may or may not have been applied (the answer was lost).
+AMBIGUOUS_WRITE = "AMBIGUOUS_WRITE"
+
 
 @dataclass(frozen=True)
 class RecordError:

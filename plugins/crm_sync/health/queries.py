@@ -34,6 +34,7 @@ CATEGORIES = (
     "validation rule",
     "permission",
     "missing link",
+    "not applied",
     "other",
 )
 # Keys under which an email address sits in synced values (Lead Gen & CRM names, the canonical

@@ -3,26 +3,32 @@ the run's status (the reject-rate threshold, the API budget), move the watermark
 
 Every DAG ends here, so these rules hold the same way for all of them:
 
-* state changes of the run (the domain's link changes, quarantine entries in bulk, resolution
-  of the keys that passed) are applied in one transaction: all or nothing; a dry run changes
-  nothing;
+* the domain walks its plans and results first, reading only; then the run's state changes (its
+  link changes, the quarantine entries in bulk, the resolution of the keys that passed) are
+  applied in short transactions, each change idempotent for the run (:class:`StateChanges`), so
+  other DAGs are never locked out for long and a retried record task changes nothing twice; a
+  dry run changes nothing;
 * the threshold counts rows rejected for the first time (``rejected / planned``); a breach fails
-  the run *after* the good rows were loaded, and the watermark stays;
+  the run *after* the good rows were loaded, and its window is done (the rejected rows are
+  retried from the quarantine);
 * a run stopped by the API budget keeps its watermark, is not failed, and raises an alert;
-* the watermark advances only when the run succeeded.
+* the watermark advances only after scheduled and "now" runs that succeeded or breached the
+  threshold, and only over contiguous time; backfills never move it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from crm_sync.errors import FatalError
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.files import dumps
 from crm_sync.pipeline.tally import RunTally, build_report
+from crm_sync.pipeline.window import BACKFILL
 from crm_sync.state.store import SyncStore
 
 log = logging.getLogger(__name__)
@@ -47,17 +53,25 @@ def new_tally(ctx: RunContext, store: SyncStore, directions: tuple[str, ...]) ->
 
 
 class StateChanges:
-    """The record stage's changes to links and held items. Inside :func:`record_run` they go to
-    the store within the run's one transaction; in a dry run they go nowhere. First pairings and
-    synced values are buffered and written in bulk (bounded: flushed every :attr:`FLUSH` rows)."""
+    """The record stage's changes to links and held items, collected while the domain walks its
+    plans and applied afterwards by :meth:`apply` in short transactions (so the walk never holds
+    the database's write lock: other DAGs write meanwhile). Every change is idempotent for the
+    run, so a record task retried after a crash mid-apply applies each change once. In a dry run
+    nothing is applied. Memory stays bounded: first pairings and synced values are grouped into
+    bulk operations of :attr:`FLUSH` rows, and the operations spill to a scratch file."""
 
-    FLUSH = 2000
+    FLUSH = 2000  # rows per bulk operation
+    SPILL = 500  # operations kept in memory before they go to the scratch file
+    TXN_ROWS = 2000  # rows of work per transaction
 
     def __init__(self, ctx: RunContext, store: SyncStore, tally: RunTally):
         self.ctx, self.store, self.tally = ctx, store, tally
         self.live = not ctx.dry_run
         self._new_links: dict[str, list[dict[str, Any]]] = {}
         self._values: dict[str, dict[str, dict[str, Any]]] = {}
+        self._ops: list[dict[str, Any]] = []
+        self._spill = ctx.scratch("record/state_changes.jsonl")
+        self._spill.unlink(missing_ok=True)
 
     def add_link(
         self,
@@ -92,26 +106,87 @@ class StateChanges:
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Any other store change (``upsert_link``, ``set_link_status``, ``delete_link``,
-        ``hold``, ``release``), applied now inside the transaction."""
-        if self.live:
-            getattr(self.store, method)(*args, **kwargs)
+        ``hold``, ``release``), applied with the others after the walk."""
+        self._add({"op": method, "args": list(args), "kwargs": kwargs, "rows": 1})
+
+    def _add(self, op: dict[str, Any]) -> None:
+        if not self.live:
+            return
+        self._ops.append(op)
+        if len(self._ops) >= self.SPILL:
+            with self._spill.open("a", encoding="utf-8") as fh:
+                fh.writelines(dumps(o) + "\n" for o in self._ops)
+            self._ops = []
 
     def _flush_links(self, domain: str) -> None:
         rows = self._new_links.pop(domain, [])
-        if self.live and rows:
-            linked = self.store.add_links(domain, rows, self.ctx.run_id)
-            self.tally.links["refused_duplicate"] += len(rows) - linked
+        if rows:
+            self._add({"op": "add_links", "args": [domain, rows], "kwargs": {}, "rows": len(rows)})
 
     def _flush_values(self, domain: str) -> None:
         values = self._values.pop(domain, {})
-        if self.live and values:
-            self.store.update_synced_values(domain, values, self.ctx.run_id)
+        if values:
+            self._add(
+                {
+                    "op": "update_synced_values",
+                    "args": [domain, values],
+                    "kwargs": {},
+                    "rows": len(values),
+                }
+            )
 
     def flush(self) -> None:
         for domain in list(self._new_links):
             self._flush_links(domain)
         for domain in list(self._values):
             self._flush_values(domain)
+
+    def _pending(self) -> Iterator[dict[str, Any]]:
+        if self._spill.exists():
+            with self._spill.open(encoding="utf-8") as fh:
+                for line in fh:
+                    yield json.loads(line)
+        yield from self._ops
+
+    def apply(self) -> int:
+        """Apply every collected change, :attr:`TXN_ROWS` rows of work per transaction; return
+        how many operations were applied."""
+        self.flush()
+        if not self.live:
+            return 0
+        n = 0
+        for group in _by_weight(self._pending(), self.TXN_ROWS):
+            with self.store.batch():
+                for op in group:
+                    self._run(op)
+            n += len(group)
+        self._spill.unlink(missing_ok=True)
+        self._ops = []
+        return n
+
+    def _run(self, op: dict[str, Any]) -> None:
+        method, args, kwargs = op["op"], op["args"], op["kwargs"]
+        if method == "add_links":
+            linked = self.store.add_links(*args, run_id=self.ctx.run_id)
+            self.tally.links["refused_duplicate"] += len(args[1]) - linked
+        elif method == "update_synced_values":
+            self.store.update_synced_values(*args, run_id=self.ctx.run_id)
+        else:
+            getattr(self.store, method)(*args, **kwargs)
+
+
+def _by_weight(ops: Iterable[dict[str, Any]], limit: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive groups of operations whose rows add up to about ``limit``."""
+    group: list[dict[str, Any]] = []
+    weight = 0
+    for op in ops:
+        if group and weight + op["rows"] > limit:
+            yield group
+            group, weight = [], 0
+        group.append(op)
+        weight += op["rows"]
+    if group:
+        yield group
 
 
 def _quarantine(ctx: RunContext, store: SyncStore, tally: RunTally) -> int:
@@ -127,6 +202,24 @@ def _quarantine(ctx: RunContext, store: SyncStore, tally: RunTally) -> int:
     return resolved
 
 
+def _expire_held(ctx: RunContext, store: SyncStore, kind: str) -> int:
+    """Held items waiting longer than ``CRM_SYNC_HELD_EXPIRY_HOURS`` are let go (status
+    ``expired``, with the reason): an event of a lead that will never be linked must not be
+    reloaded and looked up every run forever."""
+    from crm_sync.settings import held_expiry
+
+    limit = held_expiry()
+    n = store.expire_held(
+        ctx.dag_id,
+        kind,
+        limit,
+        reason=f"still waiting after {limit.total_seconds() / 3600:g} h (CRM_SYNC_HELD_EXPIRY_HOURS)",
+    )
+    if n:
+        log.warning("%s: %d held %s items expired after %s", ctx.dag_id, n, kind, limit)
+    return n
+
+
 def record_run(
     ctx: RunContext,
     store: SyncStore,
@@ -137,25 +230,31 @@ def record_run(
     walk: Callable[[RunTally, StateChanges], None],
     extracted: Mapping[str, Any],
     extra: Callable[[RunTally], Mapping[str, Any]] | None = None,
+    held_kind: str | None = None,
 ) -> dict[str, Any]:
     """The record stage of every DAG: ``walk`` (the domain's) tells the tally what became of each
     row and makes its state changes; the spine applies them with the quarantine in one
     transaction, builds the report and finishes the run (threshold, watermark, alerts)."""
     tally = new_tally(ctx, store, directions)
-    resolved = 0
-    with nullcontext() if ctx.dry_run else store.batch():
-        changes = StateChanges(ctx, store, tally)
-        walk(tally, changes)
-        changes.flush()
-        if not ctx.dry_run:
+    changes = StateChanges(ctx, store, tally)
+    walk(tally, changes)  # reads only: the database's write lock is not held meanwhile
+    resolved = expired = 0
+    if not ctx.dry_run:
+        changes.apply()
+        with store.batch():
             resolved = _quarantine(ctx, store, tally)
+        if held_kind is not None:
+            expired = _expire_held(ctx, store, held_kind)
     report = build_report(
         ctx,
         tally,
         extracted=extracted,
         summaries=summaries,
         resolved=resolved,
-        extra=extra(tally) if extra else None,
+        extra={
+            **(extra(tally) if extra else {}),
+            **({"held_expired": expired} if held_kind else {}),
+        },
     )
     return finish(ctx, store, report, stream=stream, summaries=summaries)
 
@@ -219,8 +318,13 @@ def finish(
         lg_api_calls=int(api.get("leadgen", 0)),
         message=message,
     )
+    # A breach keeps its rejected rows in the quarantine (retried every run): the window is done.
+    # Backfills never move the watermark; the others continue the synced time.
+    if status in ("success", "threshold_exceeded") and ctx.run_kind != BACKFILL:
+        store.advance_watermark(
+            ctx.dag_id, stream, ctx.window_end, ctx.run_id, covered_from=ctx.window_start
+        )
     if status == "success":
-        store.advance_watermark(ctx.dag_id, stream, ctx.window_end, ctx.run_id)
         from crm_sync.settings import retention_days
 
         # Resolved problems stay visible for a while (Sync health, lookups), then go.

@@ -8,7 +8,7 @@ fails here, at once, with a message saying what to fix.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.errors import ConfigError
@@ -17,7 +17,7 @@ from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.owners import OwnerMap, build_owner_map
 from crm_sync.mapping.schema import LiveSchema, check_spec_against_schema
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.window import compute_window
+from crm_sync.pipeline.window import compute_window, run_kind
 
 if TYPE_CHECKING:
     from crm_sync.clients.leadgen import LeadGenClient
@@ -33,9 +33,11 @@ def build_context(
     dag_id: str,
     run_id: str,
     domain: str,
-    interval_start: Any,
-    interval_end: Any,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    run_after: datetime,
     run_type: str,
+    has_logical_date: bool,
     params: dict[str, Any],
     store: SyncStore,
     stream: str,
@@ -43,13 +45,16 @@ def build_context(
 ) -> RunContext:
     """Turn Airflow's run facts and params into a :class:`RunContext` with its sync window."""
     lookback = timedelta(minutes=int(params.get("lookback_minutes", 5)))
+    full_resync = bool(params.get("full_resync", False))
+    kind = run_kind(run_type, has_logical_date=has_logical_date)
     window = compute_window(
-        interval_start,
-        interval_end,
+        kind=kind,
+        interval_start=interval_start,
+        interval_end=interval_end,
+        run_after=run_after,
         lookback=lookback,
         watermark=store.get_watermark(dag_id, stream),
-        run_type=run_type,
-        full_resync=bool(params.get("full_resync", False)),
+        full_resync=full_resync,
     )
     return RunContext(
         dag_id=dag_id,
@@ -58,10 +63,11 @@ def build_context(
         window_start=window.start,
         window_end=window.end,
         caught_up_from=window.caught_up_from,
-        full_resync=bool(params.get("full_resync", False)),
+        full_resync=full_resync,
         dry_run=bool(params.get("dry_run", False)),
         retry_quarantined=bool(params.get("retry_quarantined", False)),
         run_type=run_type,
+        run_kind=kind,
         lookback_minutes=int(params.get("lookback_minutes", 5)),
         max_reject_rate=float(params.get("max_reject_rate", 0.05)),
         max_attempts=int(params.get("max_attempts", 5)),
@@ -149,10 +155,10 @@ def prepare(
         full_resync=ctx.full_resync,
     )
     log.info(
-        "prepare: window [%s, %s) run_type=%s dry_run=%s full_resync=%s specs=%s owners mapped=%d problems=%d",
+        "prepare: window [%s, %s) run_kind=%s dry_run=%s full_resync=%s specs=%s owners mapped=%d problems=%d",
         ctx.window_start.isoformat(),
         ctx.window_end.isoformat(),
-        ctx.run_type,
+        ctx.run_kind,
         ctx.dry_run,
         ctx.full_resync,
         ",".join(sorted(spec_names.values())),

@@ -38,6 +38,7 @@ ERROR_CATEGORIES = {
     "214": "missing link",
     "205": "format",
     "217": "format",
+    "NOT_APPLIED": "not applied",  # the API answered success and changed nothing
 }
 
 

@@ -240,9 +240,16 @@ def _plan_update(
     last_values: dict[str, Any] = link.get("synced_values") or {}
     linked = bool(link)
     lg_newer = _ts_newer(_clean(lg_rec["_lg_updated"]), _clean(sf_rec["_sf_modified"]))
+    lg_owner_unknown = bool(_clean(lg_rec["_lg_owner_unmapped"]))
     for row in spec.synced_fields:
         k = row.key
         a, b = _clean(lg_rec[k]), _clean(sf_rec[k])
+        if lg_owner_unknown and "owner" in row.transform:
+            # Salesforce cannot express this owner (no mapped user): it is not a blank and not a
+            # change. The Lead Gen & CRM side counts as unchanged, so Salesforce's owner (e.g.
+            # the fallback user a new record got) never flows back over it; a reassignment made
+            # in Salesforce still does.
+            a = last_values.get(k, b)
         d = decide(
             row,
             a,

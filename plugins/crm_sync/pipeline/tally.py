@@ -125,6 +125,7 @@ def run_header(ctx: RunContext) -> dict[str, Any]:
         "dag_id": ctx.dag_id,
         "run_id": ctx.run_id,
         "run_type": ctx.run_type,
+        "run_kind": ctx.run_kind,
         "window": {
             "start": ctx.window_start.isoformat(),
             "end": ctx.window_end.isoformat(),

@@ -1,8 +1,17 @@
-"""Sync windows: the data interval widened by a lookback overlap, inclusive lower bound.
+"""Sync windows: three run kinds, one rule each (see docs/sync-rules.md, "Run kinds").
 
-A scheduled run whose predecessors failed catches up from the stream's watermark (the end of the
-last window that loaded and passed the quality gate), so a failed hour is never skipped. Manual
-and backfill runs sync exactly their own interval (plus the overlap).
+* **scheduled** — the hourly run: catch up from the watermark (the end of the contiguous time
+  already synced) to the end of its data interval, so a failed hour is never skipped;
+* **now** — a manual trigger without a chosen date ("Trigger" in the UI, ``logical_date: null``
+  in the REST API): from the watermark to the moment the run was requested, so an edit made a
+  minute ago is synced by this run, not by the next scheduled one;
+* **backfill** — ``airflow backfill create``, or a manual run given a logical date: exactly its
+  own data interval. It never moves the watermark.
+
+Every window is widened by the lookback overlap (inclusive lower bound); writes are idempotent,
+so the overlap is harmless. ``full_resync`` starts at :data:`EPOCH`. The watermark advances only
+over contiguous covered time: only scheduled and now runs move it, and only from a start at or
+before it (:meth:`crm_sync.state.runs.RunStore.advance_watermark`).
 """
 
 from __future__ import annotations
@@ -13,12 +22,17 @@ from datetime import UTC, datetime, timedelta
 # Start of time for full resyncs: both APIs reject dates before their epoch.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
+SCHEDULED, NOW, BACKFILL = "scheduled", "now", "backfill"
+RUN_KINDS = (SCHEDULED, NOW, BACKFILL)
+HOUR = timedelta(hours=1)
+
 
 @dataclass(frozen=True)
 class Window:
     start: datetime
     end: datetime
     caught_up_from: datetime | None = None
+    kind: str = SCHEDULED
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -26,28 +40,61 @@ class Window:
         if self.end <= self.start:
             raise ValueError(f"empty window: {self.start.isoformat()} .. {self.end.isoformat()}")
 
+    @property
+    def moves_watermark(self) -> bool:
+        """Only runs that continue the synced time (scheduled, now) may move the watermark."""
+        return self.kind != BACKFILL
+
+
+def run_kind(run_type: str, *, has_logical_date: bool) -> str:
+    """The run kind of an Airflow run: its ``run_type`` and whether someone chose its date."""
+    if run_type == "scheduled":
+        return SCHEDULED
+    if run_type == "backfill":
+        return BACKFILL
+    # manual and asset-triggered runs: a chosen logical date pins the run to that interval
+    return BACKFILL if has_logical_date else NOW
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
 
 def compute_window(
-    interval_start: datetime,
-    interval_end: datetime,
     *,
+    kind: str,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    run_after: datetime,
     lookback: timedelta,
     watermark: datetime | None,
-    run_type: str,
     full_resync: bool,
 ) -> Window:
-    """``[interval_start - lookback, interval_end)``; a scheduled run behind its watermark starts
-    from ``watermark - lookback`` instead. ``full_resync`` starts at :data:`EPOCH`."""
-    start = interval_start.astimezone(UTC)
-    end = interval_end.astimezone(UTC)
-    if end <= start:
-        # Airflow 3 manual runs (and cron timetables without data intervals) carry start == end:
-        # treat them as the hour that just ended.
-        start = end - timedelta(hours=1)
+    """The window of a run of ``kind`` (see the module docstring).
+
+    ``interval_*``: the run's data interval (None for a manual run without one); an empty
+    interval (start == end, cron timetables without intervals) means the hour before its end.
+    ``run_after``: when the run was requested (the end of a *now* window).
+    """
+    if kind not in RUN_KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; one of {RUN_KINDS}")
+    end = _utc(interval_end) if interval_end is not None else None
+    start = _utc(interval_start) if interval_start is not None else None
+    if end is not None and (start is None or start >= end):
+        start = end - HOUR
     caught_up = None
+    if kind == NOW:
+        end = _utc(run_after).replace(microsecond=0)
+        start = (
+            watermark if watermark is not None else (start if start and start < end else end - HOUR)
+        )
+    elif end is None or start is None:
+        raise ValueError(f"a {kind} run needs a data interval")
+    elif kind == SCHEDULED and watermark is not None and watermark < start:
+        caught_up = start = watermark
     if full_resync:
-        return Window(EPOCH, end)
-    if run_type == "scheduled" and watermark is not None and watermark < start:
-        caught_up = watermark
-        start = watermark
-    return Window(start - lookback, end, caught_up)
+        return Window(EPOCH, end, None, kind)
+    start = min(start, end) - lookback
+    if start >= end:  # no lookback and nothing new since the watermark: a one-minute window
+        start = end - timedelta(minutes=1)
+    return Window(start, end, caught_up, kind)

@@ -130,6 +130,8 @@ class LinkStore:
                 event = event or "created"
             else:
                 old_sf = link.sf_id
+                if (link.last_run_id, link.sf_id, link.status) == (run_id, sf_id, status):
+                    event = None  # this run applied it already (a retried record task)
                 values = dict(link.synced_values or {}) if merge_values else {}
                 values.update(synced_values or {})
                 link.sf_object = sf_object
@@ -148,78 +150,90 @@ class LinkStore:
         """Insert first pairings in bulk (``lg_id``, ``sf_object``, ``sf_id``, ``synced_values``,
         ``event``), each with its history row; returns how many were linked. A lead that has a
         link already (a rerun) is updated through :meth:`upsert_link` when it is the same
-        Salesforce record, and left alone when it is another one: a link is never stolen."""
+        Salesforce record, and left alone when it is another one: a link is never stolen, from
+        either side (a Salesforce record linked to another lead is refused too)."""
         if not rows:
             return 0
-        now = utcnow()
-        existing = self.links_by_lg(domain, [r["lg_id"] for r in rows])
-        fresh: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        refused = 0
-        for r in rows:
-            lid = str(r["lg_id"])
-            current = existing.get(lid)
-            if lid in seen or (
-                current is not None and current.status == "active" and current.sf_id != r["sf_id"]
-            ):
-                log.warning(
-                    "lead %s already stands for Salesforce %s; %s %s is not linked to it (duplicate)",
-                    lid,
-                    current.sf_id if current is not None else "another record of this run",
-                    r["sf_object"],
-                    r["sf_id"],
-                )
-                refused += 1
-                continue
-            seen.add(lid)
-            if current is not None:
+        accepted, existing = self._screen(domain, rows, run_id)
+        fresh = []
+        for r in accepted:
+            current = existing.get(str(r["lg_id"]))
+            if current is None:
+                fresh.append(r)
+            elif current.last_run_id != run_id or run_id is None:  # else: this run did it
                 self.upsert_link(
                     domain,
-                    lid,
+                    str(r["lg_id"]),
                     r["sf_object"],
                     r["sf_id"],
                     synced_values=r.get("synced_values"),
                     run_id=run_id,
                     event=r.get("event"),
                 )
-            else:
-                fresh.append(r)
         if fresh:
-            with self.session() as s:
-                s.execute(
-                    insert(Link),
-                    [
-                        {
-                            "domain": domain,
-                            "lg_id": str(r["lg_id"]),
-                            "sf_object": r["sf_object"],
-                            "sf_id": r["sf_id"],
-                            "status": "active",
-                            "synced_values": dict(r.get("synced_values") or {}),
-                            "created_at": now,
-                            "updated_at": now,
-                            "last_run_id": run_id,
-                        }
-                        for r in fresh
-                    ],
+            self._insert_links(domain, fresh, run_id)
+        return len(accepted)
+
+    def _screen(
+        self, domain: str, rows: list[dict[str, Any]], run_id: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Link]]:
+        """The rows that may be linked (neither side linked to something else), and the
+        existing links of their leads."""
+        existing = self.links_by_lg(domain, [r["lg_id"] for r in rows])
+        owner_of = {
+            sf_id: links[0].lg_id
+            for sf_id, links in self.links_by_sf(
+                domain, [r["sf_id"] for r in rows], active_only=True
+            ).items()
+        }
+        accepted: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for r in rows:
+            lid = str(r["lg_id"])
+            current = existing.get(lid)
+            taken_by = owner_of.get(r["sf_id"], lid)
+            lead_taken = current is not None and current.status == "active"
+            if lid in seen or taken_by != lid or (lead_taken and current.sf_id != r["sf_id"]):
+                log.warning(
+                    "lead %s / %s %s: one of them is linked already (lead %s -> %s); not linked (duplicate)",
+                    lid,
+                    r["sf_object"],
+                    r["sf_id"],
+                    taken_by,
+                    current.sf_id if current is not None else "-",
                 )
-                s.execute(
-                    insert(LinkEvent),
-                    [
-                        {
-                            "domain": domain,
-                            "lg_id": str(r["lg_id"]),
-                            "event": r.get("event") or "created",
-                            "old_sf_id": None,
-                            "new_sf_id": r["sf_id"],
-                            "detail": None,
-                            "run_id": run_id,
-                            "at": now,
-                        }
-                        for r in fresh
-                    ],
+                continue
+            seen.add(lid)
+            owner_of[r["sf_id"]] = lid
+            accepted.append(r)
+        return accepted, existing
+
+    def _insert_links(self, domain: str, rows: list[dict[str, Any]], run_id: str | None) -> None:
+        now = utcnow()
+        with self.session() as s:
+            s.execute(
+                insert(Link),
+                [
+                    {
+                        "domain": domain,
+                        "lg_id": str(r["lg_id"]),
+                        "sf_object": r["sf_object"],
+                        "sf_id": r["sf_id"],
+                        "status": "active",
+                        "synced_values": dict(r.get("synced_values") or {}),
+                        "created_at": now,
+                        "updated_at": now,
+                        "last_run_id": run_id,
+                    }
+                    for r in rows
+                ],
+            )
+            s.add_all(
+                _history(
+                    domain, r["lg_id"], r.get("event") or "created", None, r["sf_id"], run_id, now
                 )
-        return len(rows) - refused
+                for r in rows
+            )
 
     def update_synced_values(
         self, domain: str, values_by_lg: dict[str, dict[str, Any]], run_id: str | None
@@ -256,8 +270,8 @@ class LinkStore:
         now = utcnow()
         with self.session() as s:
             link = s.scalar(select(Link).where(Link.domain == domain, Link.lg_id == str(lg_id)))
-            if link is None:
-                return
+            if link is None or (link.status, link.last_run_id) == (status, run_id):
+                return  # no link, or this run set it already
             link.status = status
             link.updated_at = now
             link.last_run_id = run_id

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ONE_TO_ONE = "status = 'active' AND domain != 'membership'"
 
 
 class Base(DeclarativeBase):
@@ -44,6 +46,15 @@ class Link(Base):
     __table_args__ = (
         UniqueConstraint("domain", "lg_id", name="uq_links_domain_lg_id"),
         Index("ix_links_domain_sf_id", "domain", "sf_id"),
+        # one active link per Salesforce record (memberships: many per opportunity)
+        Index(
+            "uq_links_active_sf_record",
+            "domain",
+            "sf_id",
+            unique=True,
+            sqlite_where=text(ONE_TO_ONE),
+            postgresql_where=text(ONE_TO_ONE),
+        ),
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -116,6 +127,19 @@ class Watermark(Base):
     __table_args__ = (UniqueConstraint("dag_id", "stream", name="uq_watermarks_dag_stream"),)
 
 
+class Lease(Base):
+    """Which run of a DAG may read and write its sync state right now (one at a time: a
+    backfill beside a scheduled run must not plan from synced values the other is changing).
+    ``expires_at`` frees a lease its run left behind (a killed worker)."""
+
+    __tablename__ = "leases"
+
+    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(250))
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class QuarantineItem(Base):
     """A record that failed a check or was rejected by the target, kept with its reason.
 
@@ -174,6 +198,7 @@ class HeldItem(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     first_seen: Mapped[datetime] = mapped_column(DateTime)
     last_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("dag_id", "kind", "item_key", name="uq_held_item"),

@@ -192,7 +192,10 @@ class QueueStore:
         payload: dict[str, Any],
         reason: str,
         waiting_for: str | None = None,
+        run_id: str | None = None,
     ) -> None:
+        """Hold one item (or keep holding it). An attempt counts once per run, so a record
+        task retried within the run does not count it again; a finished item is left alone."""
         now = utcnow()
         with self.session() as s:
             item = s.scalar(
@@ -201,26 +204,36 @@ class QueueStore:
                 )
             )
             if item is None:
-                s.add(
-                    HeldItem(
-                        dag_id=dag_id,
-                        kind=kind,
-                        item_key=item_key,
-                        waiting_for=waiting_for,
-                        payload=payload,
-                        reason=reason,
-                        first_seen=now,
-                        last_seen=now,
-                    )
+                item = HeldItem(
+                    dag_id=dag_id, kind=kind, item_key=item_key, first_seen=now, attempts=1
                 )
-            else:
-                if item.status != "held":
-                    return
+                s.add(item)
+            elif item.status != "held":
+                return
+            elif run_id is None or item.last_run_id != run_id:
                 item.attempts += 1
-                item.payload = payload
-                item.reason = reason
-                item.waiting_for = waiting_for
-                item.last_seen = now
+            item.payload = payload
+            item.reason = reason
+            item.waiting_for = waiting_for
+            item.last_seen = now
+            item.last_run_id = run_id
+
+    def expire_held(self, dag_id: str, kind: str, older_than: timedelta, reason: str) -> int:
+        """Release the items held since before ``now - older_than`` as ``expired`` (kept for
+        the retention period with ``reason``, no longer reloaded every run); how many."""
+        cutoff = utcnow() - older_than
+        with self.session() as s:
+            res = s.execute(
+                update(HeldItem)
+                .where(
+                    HeldItem.dag_id == dag_id,
+                    HeldItem.kind == kind,
+                    HeldItem.status == "held",
+                    HeldItem.first_seen < cutoff,
+                )
+                .values(status="expired", reason=reason, last_seen=utcnow())
+            )
+            return res.rowcount or 0
 
     def held(
         self, dag_id: str | None, kind: str | None = None, status: str = "held"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_sync.state._common import from_db, to_db, utcnow
-from crm_sync.state.models import Run, Watermark
+from crm_sync.state.models import Lease, Run, Watermark
+
+log = logging.getLogger(__name__)
 
 
 class RunStore:
@@ -65,6 +68,9 @@ class RunStore:
         lg_api_calls: int = 0,
         message: str | None = None,
     ) -> None:
+        """Record the run's outcome. The API calls each task added as it ended
+        (:meth:`add_run_calls`, failed attempts included) are kept; the report's totals only
+        raise them (a run recorded without its tasks' accounting)."""
         with self.session() as s:
             run = s.scalar(select(Run).where(Run.dag_id == dag_id, Run.run_id == run_id))
             if run is None:
@@ -72,8 +78,8 @@ class RunStore:
                 s.add(run)
             run.status = status
             run.report = report
-            run.sf_api_calls = sf_api_calls
-            run.lg_api_calls = lg_api_calls
+            run.sf_api_calls = max(run.sf_api_calls or 0, sf_api_calls)
+            run.lg_api_calls = max(run.lg_api_calls or 0, lg_api_calls)
             run.finished_at = utcnow()
             run.message = message
 
@@ -120,9 +126,18 @@ class RunStore:
             return from_db(wm.high_water) if wm else None
 
     def advance_watermark(
-        self, dag_id: str, stream: str, high_water: datetime, run_id: str | None
-    ) -> datetime:
-        """Move the watermark forward (never backwards: a backfill of old hours must not rewind it)."""
+        self,
+        dag_id: str,
+        stream: str,
+        high_water: datetime,
+        run_id: str | None,
+        *,
+        covered_from: datetime | None = None,
+    ) -> datetime | None:
+        """Move the watermark to ``high_water`` when the run covered contiguous time: its window
+        started at or before the current watermark (``covered_from``; None = from the start of
+        time). Never backwards, never over a gap: a window that starts after the watermark leaves
+        it where it is (the time between was not synced) and is logged."""
         hw = to_db(high_water)
         with self.session() as s:
             wm = s.scalar(
@@ -139,11 +154,45 @@ class RunStore:
                     )
                 )
                 return from_db(hw)
-            if hw > wm.high_water:
+            if covered_from is not None and to_db(covered_from) > wm.high_water:
+                log.warning(
+                    "%s/%s: run %s covered from %s, after the watermark %s: not moved over the gap",
+                    dag_id,
+                    stream,
+                    run_id,
+                    covered_from.isoformat(),
+                    from_db(wm.high_water),
+                )
+            elif hw > wm.high_water:
                 wm.high_water = hw
                 wm.run_id = run_id
                 wm.updated_at = utcnow()
             return from_db(wm.high_water)
+
+    def acquire_lease(
+        self, dag_id: str, run_id: str, ttl: timedelta, now: datetime | None = None
+    ) -> str | None:
+        """Take (or renew) the lease of ``dag_id`` for ``run_id``. Returns None when this run
+        holds it now, else the run id holding it. An expired lease is taken over."""
+        now_db = to_db(now) if now else utcnow()
+        with self.session() as s:
+            lease = s.get(Lease, dag_id, with_for_update=True)
+            if lease is not None and lease.run_id != run_id and lease.expires_at > now_db:
+                return lease.run_id
+            if lease is None:
+                lease = Lease(dag_id=dag_id, run_id=run_id, acquired_at=now_db, expires_at=now_db)
+                s.add(lease)
+            elif lease.run_id != run_id:
+                lease.run_id, lease.acquired_at = run_id, now_db
+            lease.expires_at = now_db + ttl
+            return None
+
+    def release_lease(self, dag_id: str, run_id: str) -> None:
+        """Give the lease back (only the run holding it can)."""
+        with self.session() as s:
+            lease = s.get(Lease, dag_id)
+            if lease is not None and lease.run_id == run_id:
+                s.delete(lease)
 
     def covered_until(self, dag_id: str) -> datetime | None:
         """End of the newest successfully synced window of ``dag_id`` (any stream)."""

@@ -25,6 +25,7 @@ from crm_sync.state.runs import RunStore
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
 
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
@@ -55,6 +56,10 @@ class SyncStore(LinkStore, RunStore, QueueStore):
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Tasks opening a new database at once would each create the version table;
+                # one migrates, the others wait for it (held until this transaction ends).
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 

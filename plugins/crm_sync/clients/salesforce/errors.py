@@ -29,13 +29,13 @@ from simple_salesforce.exceptions import (
 from urllib3.exceptions import NewConnectionError
 
 from crm_sync.clients.results import WriteResult
+from crm_sync.errors import AmbiguousWriteError as BaseAmbiguousWriteError
 from crm_sync.errors import (
     AuthError,
     ConfigError,
     FatalError,
     RateLimitError,
     RetriableError,
-    SyncError,
 )
 
 from .util import AMBIGUOUS_CODE, CONFIG_CODES, TRANSIENT_CALL_CODES
@@ -66,7 +66,7 @@ class SalesforceApiError(FatalError):
         self.status = status
 
 
-class AmbiguousWriteError(SyncError):
+class AmbiguousWriteError(BaseAmbiguousWriteError):
     """Plain creates were sent, but the answer was lost: Salesforce may have applied them.
 
     The client does not retry such a request (a retry could create every record twice) and
@@ -80,11 +80,19 @@ class AmbiguousWriteError(SyncError):
     def __init__(
         self, message: str, *, sobject: str, operation: str, results: Sequence[WriteResult]
     ):
-        super().__init__(message)
+        results = list(results)
+        ambiguous = [r.index for r in results if r.error_code == AMBIGUOUS_CODE]
+        super().__init__(
+            message,
+            method=f"{operation} {sobject}",
+            count=len(ambiguous),
+            first_index=ambiguous[0] if ambiguous else 0,
+        )
+        self.partial_results = results
         self.sobject = sobject
         self.operation = operation
-        self.results = list(results)
-        self.ambiguous = [r.index for r in self.results if r.error_code == AMBIGUOUS_CODE]
+        self.results = results
+        self.ambiguous = ambiguous
 
 
 def error_details(exc: SalesforceError) -> tuple[str | None, str]:

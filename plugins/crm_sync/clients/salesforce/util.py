@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from crm_sync.clients.results import RecordError, WriteResult
+from crm_sync.clients.results import AMBIGUOUS_WRITE, RecordError, WriteResult
 from crm_sync.redact import SecretsFilter
 
 # Last line of defence: whatever this package logs is scrubbed of known secrets. One filter
@@ -54,7 +54,7 @@ CONFIG_CODES = frozenset(
 )
 # The result code of a record whose write may or may not have been applied (the connection
 # failed after the request was sent). Never produced by Salesforce itself.
-AMBIGUOUS_CODE = "AMBIGUOUS_WRITE"
+AMBIGUOUS_CODE = AMBIGUOUS_WRITE
 MAX_COLLECTION = 200
 IN_CLAUSE_VALUES = 300
 # Keep one IN (...) list well below the ~16 KB request-URI limit once URL-encoded.

@@ -23,6 +23,7 @@ DEFINITION = SyncDefinition(
     directions=(LG_TO_SF,),
     held_kind=HELD_KIND,
     waits_for="sync_leads_contacts",
+    exclusive=("plan", "validate", "load", "record"),
     stages={
         "prepare": lazy(f"{P}.spec:prepare"),
         "extract": lazy(f"{P}.extract:extract"),

@@ -195,6 +195,7 @@ def apply_holds(ctx: RunContext, ch: StateChanges, e: Events) -> None:
             payload={"event": plan["event"], "key": plan["key"]},
             reason=plan["reason"],
             waiting_for=f"person link of lead {plan.get('lead_id')}"[:120],
+            run_id=ctx.run_id,
         )
     for (status, reason), ids in e.releases.items():
         ch.call("release", ctx.dag_id, HELD_KIND, ids, status=status, reason=reason)

@@ -31,6 +31,7 @@ DEFINITION = SyncDefinition(
     directions=(SF_TO_LG,),
     held_kind=HELD_KIND,
     waits_for="sync_leads_contacts",
+    exclusive=("match", "reconcile", "validate", "load_leadgen", "record"),
     stages={
         "prepare": lazy(f"{P}.stages:prepare"),
         "extract": lazy(f"{P}.extract:extract"),

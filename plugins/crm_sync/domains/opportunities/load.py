@@ -10,14 +10,14 @@ and could not record it): it is adopted, not failed.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.domains.opportunities.ambiguous import AMBIGUOUS, find_created
+from crm_sync.domains.opportunities.bookkeeping import Bookkeeper, link_counts
 from crm_sync.domains.opportunities.rules import (
     DOMAIN_ACCOUNT,
-    DOMAIN_MEMBERSHIP,
     DOMAIN_OPPORTUNITY,
     KIND_ACCOUNT,
     KIND_MEMBERSHIP,
@@ -25,10 +25,9 @@ from crm_sync.domains.opportunities.rules import (
     LG_BATCH,
     LINK_DOMAIN,
     REF_ACCOUNT,
-    SF_OBJECT,
     active_links,
-    lg_id,
 )
+from crm_sync.errors import AmbiguousWriteError, RetriableError
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Plan = dict[str, Any]
-After = Callable[[Plan, ResultRow], None]
 
 
 @dataclass
@@ -54,147 +52,113 @@ class Loader:
     counts: Counter = field(default_factory=Counter)
     notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def write(self, plans: list[Plan], method: str, after: After) -> None:
-        """Write ``plans`` in batches with the client's ``method``; after each batch, record the
-        state and the results."""
-        call = getattr(self.lg, method)
+    def __post_init__(self) -> None:
+        self.books = Bookkeeper(self.ctx, self.store)
+        # plans whose create an earlier attempt lost the answer to
+        self.suspect = {
+            r["pair"] for r in self.results.latest().values() if r["error_code"] == AMBIGUOUS
+        }
+
+    def write(self, plans: list[Plan], method: str) -> None:
+        """Write ``plans`` in batches with the client's ``method``. Each batch's results are
+        appended first, then its state changes recorded: a retried task never writes a record
+        twice (see :mod:`.bookkeeping`); creates whose answer was lost are looked up before they
+        are made again (see :mod:`.ambiguous`)."""
         todo = [p for p in plans if p["pair"] not in self.done]
         for batch in chunked(todo, LG_BATCH):
-            args = [p["lg_id"] if p["lg_op"] == "delete" else p["lg_payload"] for p in batch]
-            rows = []
-            for plan, res in zip(batch, call(args), strict=True):
-                row = result_row(
-                    plan["pair"],
-                    "leadgen",
-                    plan["lg_op"],
-                    res,
-                    kind=plan["kind"],
-                    events=self.notes.get(plan["pair"], []),
-                )
-                if not res.success and res.error_code == "404" and plan["lg_op"] == "delete":
-                    row.update(success=True, error_code=None, error_message="")
-                    row["already_gone"] = True  # type: ignore[typeddict-unknown-key]
+            found = self._adopt([p for p in batch if p["pair"] in self.suspect])
+            fresh = [p for p in batch if p["pair"] not in found]
+            rows = [*found.values(), *self._send(method, fresh)]
+            by_pair = {r["pair"]: r for r in rows}
+            ordered = [by_pair[p["pair"]] for p in batch]
+            for plan, row in zip(batch, ordered, strict=True):
                 if row["success"]:
-                    after(plan, row)
-                rows.append(row)
+                    row["links"] = link_counts(plan)  # type: ignore[typeddict-unknown-key]
                 outcome = "ok" if row["success"] else "failed"
                 self.counts[f"{plan['kind']}_{plan['lg_op']}_{outcome}"] += 1
-            self.results.append(rows)
+            self.results.append(ordered)
+            self.books.record(batch, ordered)
 
-    # -- after-write bookkeeping (links and synced values) ------------------------------------
-    @staticmethod
-    def _agreed(plan: Plan) -> dict[str, Any]:
-        return {**(plan.get("agreed_now") or {}), **(plan.get("agreed_if_lg") or {})}
-
-    def created(self, kind: str) -> After:
-        domain = LINK_DOMAIN[kind]
-
-        def after(plan: Plan, row: ResultRow) -> None:
-            change = plan.get("link_change") or {}
-            if change.get("old_lg_id"):
-                self.store.set_link_status(
-                    domain,
-                    change["old_lg_id"],
-                    "superseded",
-                    event=change["kind"],
-                    run_id=self.ctx.run_id,
-                    detail=f"replaced by {row['id']}",
-                )
-            self.store.upsert_link(
-                domain,
-                str(row["id"]),
-                SF_OBJECT[kind],
-                plan["sf_id"],
-                synced_values=self._agreed(plan),
-                run_id=self.ctx.run_id,
-                event="created",
+    def _send(self, method: str, batch: list[Plan], again: bool = False) -> list[ResultRow]:
+        if not batch:
+            return []
+        args = [p["lg_id"] if p["lg_op"] == "delete" else p["lg_payload"] for p in batch]
+        try:
+            answers = getattr(self.lg, method)(args)
+        except AmbiguousWriteError as exc:
+            log.warning(
+                "load leadgen: %s (%d records): looking them up before creating again",
+                exc,
+                len(batch),
             )
-            row["links"] = {f"{domain}_created": 1}  # type: ignore[typeddict-unknown-key]
-
-        return after
-
-    def updated(self, kind: str) -> After:
-        domain = LINK_DOMAIN[kind]
-
-        def after(plan: Plan, row: ResultRow) -> None:
-            self.store.update_synced_values(
-                domain, {plan["lg_id"]: self._agreed(plan)}, self.ctx.run_id
+            self.results.append([_ambiguous_row(p, str(exc)) for p in batch])
+            if again:
+                raise RetriableError(
+                    f"{method}: the answer was lost twice; the next attempt looks the records up first"
+                ) from exc
+            found = self._adopt(batch)
+            return [
+                *found.values(),
+                *self._send(method, [p for p in batch if p["pair"] not in found], True),
+            ]
+        rows = []
+        for plan, res in zip(batch, answers, strict=True):
+            row = result_row(
+                plan["pair"],
+                "leadgen",
+                plan["lg_op"],
+                res,
+                kind=plan["kind"],
+                events=self.notes.get(plan["pair"], []),
             )
+            if not res.success and res.error_code == "404" and plan["lg_op"] == "delete":
+                row.update(success=True, error_code=None, error_message="")
+                row["already_gone"] = True  # type: ignore[typeddict-unknown-key]
+            rows.append(row)
+        return rows
 
-        return after
-
-    def deleted(self, kind: str) -> After:
-        domain = LINK_DOMAIN[kind]
-
-        def after(plan: Plan, row: ResultRow) -> None:
-            self.store.set_link_status(
-                domain,
-                plan["lg_id"],
-                "deleted",
-                event="deleted",
-                run_id=self.ctx.run_id,
-                detail=f"{plan['sf_id']} deleted in Salesforce",
+    def _adopt(self, plans: list[Plan], why: str = "lost_answer") -> dict[str, ResultRow]:
+        """Rows for the plans whose create did make the record (found by natural key)."""
+        found = find_created(self.lg, self.store, self.ctx, plans)
+        self.counts[f"adopted_after_{why}"] += len(found)
+        self.suspect -= {p["pair"] for p in plans}
+        return {
+            p["pair"]: outcome_row(
+                p["pair"], "leadgen", "create", id=found[p["pair"]], kind=p["kind"], adopted=True
             )
-            for mid in plan.get("memberships_drop") or []:
-                self.store.delete_link(DOMAIN_MEMBERSHIP, mid, run_id=self.ctx.run_id)
-            row["links"] = {  # type: ignore[typeddict-unknown-key]
-                f"{domain}_deleted": 1,
-                "membership_removed": len(plan.get("memberships_drop") or []),
-            }
-
-        return after
-
-    def membership_created(self, plan: Plan, row: ResultRow) -> None:
-        self.store.upsert_link(
-            DOMAIN_MEMBERSHIP,
-            str(row["id"]),
-            "Opportunity",
-            plan["opportunity_sf"],
-            synced_values={
-                "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
-                "lead": lg_id(plan["lead_lg"]),
-                "contact": plan["contact_sf"],
-                "roles": plan.get("roles") or [],
-            },
-            run_id=self.ctx.run_id,
-            event="created",
-            detail=f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
-        )
-        row["links"] = {"membership_created": 1}  # type: ignore[typeddict-unknown-key]
-
-    def membership_deleted(self, plan: Plan, row: ResultRow) -> None:
-        self.store.delete_link(DOMAIN_MEMBERSHIP, plan["lg_id"], run_id=self.ctx.run_id)
-        row["links"] = {"membership_removed": 1}  # type: ignore[typeddict-unknown-key]
+            for p in plans
+            if p["pair"] in found
+        }
 
     def adopt_duplicates(self, plans: list[Plan]) -> None:
         """A membership create refused with 301 already exists (an earlier attempt wrote it and
         could not record it): find its id and link it instead of failing."""
-        rows = list(self.results.rows())
-        ok = {r["pair"] for r in rows if r["success"]}
-        dup = {
-            r["pair"]
-            for r in rows
-            if r["kind"] == KIND_MEMBERSHIP and r["op"] == "create" and r["error_code"] == "301"
-        } - ok
-        by_opp: dict[str, list[Plan]] = defaultdict(list)
-        for p in plans:
-            if p["pair"] in dup:
-                by_opp[lg_id(p["lg_payload"]["opportunityID"])].append(p)
-        fixed: list[ResultRow] = []
-        for opp_id, group in by_opp.items():
-            existing = {
-                lg_id(r.get("leadID")): lg_id(r.get("id"))
-                for r in self.lg.get_opportunity_leads({"opportunityID": opp_id})
-            }
-            for p in group:
-                found = existing.get(lg_id(p["lead_lg"]))
-                if found:
-                    row = outcome_row(
-                        p["pair"], "leadgen", "create", id=found, kind=KIND_MEMBERSHIP, adopted=True
-                    )
-                    self.membership_created(p, row)
-                    fixed.append(row)
-        self.results.append(fixed)  # later rows win when the record stage reads the results
+        latest = self.results.latest()
+        dup = [
+            p
+            for p in plans
+            if latest.get(p["pair"], {}).get("error_code") == "301"
+            and not latest[p["pair"]]["success"]
+        ]
+        found = self._adopt(dup, why="301")
+        rows = list(found.values())
+        for row in rows:
+            row["links"] = {"membership_created": 1}  # type: ignore[typeddict-unknown-key]
+        self.results.append(rows)  # later rows win when the record stage reads the results
+        self.books.record([p for p in dup if p["pair"] in found], rows)
+
+
+def _ambiguous_row(plan: Plan, message: str) -> ResultRow:
+    return outcome_row(
+        plan["pair"],
+        "leadgen",
+        plan["lg_op"],
+        id=None,
+        success=False,
+        kind=plan["kind"],
+        error_code=AMBIGUOUS,
+        error_message=f"the answer to this create was lost: {message}",
+    )
 
 
 def _resolve_accounts(ld: Loader, plans: list[Plan]) -> None:
@@ -254,14 +218,14 @@ def _ready_memberships(ld: Loader, creates: list[Plan]) -> list[Plan]:
     return ready
 
 
-# The write order: (kind, op, client method, bookkeeping after each successful write).
-STEPS: tuple[tuple[str, str, str, Callable[[Loader, str], After]], ...] = (
-    (KIND_ACCOUNT, "create", "create_accounts", Loader.created),
-    (KIND_ACCOUNT, "update", "update_accounts", Loader.updated),
-    (KIND_ACCOUNT, "delete", "delete_accounts", Loader.deleted),
-    (KIND_OPPORTUNITY, "create", "create_opportunities", Loader.created),
-    (KIND_OPPORTUNITY, "update", "update_opportunities", Loader.updated),
-    (KIND_OPPORTUNITY, "delete", "delete_opportunities", Loader.deleted),
+# The write order: (kind, op, client method).
+STEPS: tuple[tuple[str, str, str], ...] = (
+    (KIND_ACCOUNT, "create", "create_accounts"),
+    (KIND_ACCOUNT, "update", "update_accounts"),
+    (KIND_ACCOUNT, "delete", "delete_accounts"),
+    (KIND_OPPORTUNITY, "create", "create_opportunities"),
+    (KIND_OPPORTUNITY, "update", "update_opportunities"),
+    (KIND_OPPORTUNITY, "delete", "delete_opportunities"),
 )
 
 
@@ -281,17 +245,19 @@ def load(rt: TaskRuntime) -> dict[str, Any]:
         return {"counts": dict(counts)}
     ld = Loader(ctx, lg, store, results, done)
     ld.counts["skipped_already_done"] = len(done)
+    # an earlier attempt of this task may have died between its results and its links
+    ld.books.replay({p["pair"]: p for p in plans}, results.latest().values())
 
     def of(kind: str, op: str) -> list[Plan]:
         return [p for p in plans if p["kind"] == kind and p["lg_op"] == op]
 
-    for kind, op, method, after in STEPS:
+    for kind, op, method in STEPS:
         if (kind, op) == (KIND_OPPORTUNITY, "create"):
             _resolve_accounts(ld, plans)  # accounts created above are linked now
-        ld.write(of(kind, op), method, after(ld, kind))
+        ld.write(of(kind, op), method)
     ready = _ready_memberships(ld, of(KIND_MEMBERSHIP, "create"))
-    ld.write(of(KIND_MEMBERSHIP, "delete"), "delete_opportunity_leads", ld.membership_deleted)
-    ld.write(ready, "create_opportunity_leads", ld.membership_created)
+    ld.write(of(KIND_MEMBERSHIP, "delete"), "delete_opportunity_leads")
+    ld.write(ready, "create_opportunity_leads")
     ld.adopt_duplicates(ready)
     # agreements without a write (values that already matched) refresh the synced values
     for kind in (KIND_ACCOUNT, KIND_OPPORTUNITY):

@@ -4,7 +4,8 @@ their account's Lead Gen & CRM id.
 
 A link is ``linked`` (active), ``deleted`` (by an earlier run) or absent (``new``); a linked
 record gone from Lead Gen & CRM is ``recreate`` (Salesforce brings it back), a deleted link whose
-record is live again is ``undeleted``.
+record is live again is ``undeleted``. Linked records are read by id, 500 per call (never a scan
+of every opportunity or account), and "gone" is confirmed by a single read.
 """
 
 from __future__ import annotations
@@ -32,31 +33,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Reading Lead Gen & CRM records one id per call (the API filters on one id at a time) costs a
-# call each; above this many it is cheaper to page through every record (500 per call).
-LG_PER_ID_MAX = 50
 
-
-def leadgen_by_ids(
+def current_records(
     ids: Iterable[str],
-    one: Callable[[str], Iterable[dict[str, Any]]],
-    every: Callable[[], Iterable[dict[str, Any]]],
-    *,
-    per_id_max: int = LG_PER_ID_MAX,
+    by_ids: Callable[[list[str]], Iterable[dict[str, Any]]],
+    one: Callable[[str], dict[str, Any] | None],
 ) -> dict[str, dict[str, Any]]:
-    """Current Lead Gen & CRM records for ``ids`` (missing ones are absent).
-
-    The API filters opportunities and accounts on one id per call: a few ids are read one by
-    one, many by paging through every record (500 per call) and keeping the wanted ones."""
-    wanted = {lg_id(i) for i in ids if lg_id(i)}
+    """Current Lead Gen & CRM records for ``ids`` (500 per call); absent = gone. A record the
+    batch read did not return is asked for once more on its own before it counts as gone: the
+    sync re-creates a gone record, so a record missing by mistake would be made twice."""
+    wanted = sorted({lg_id(i) for i in ids if lg_id(i)})
     out: dict[str, dict[str, Any]] = {}
     if not wanted:
         return out
-    rows = (r for i in sorted(wanted) for r in one(i)) if len(wanted) <= per_id_max else every()
-    for r in rows:
-        rid = lg_id(r.get("id"))
-        if rid in wanted:
-            out[rid] = r
+    for r in by_ids(wanted):
+        out[lg_id(r.get("id"))] = r
+    for rid in wanted:
+        if rid not in out and (again := one(rid)) is not None:
+            out[rid] = again
     return out
 
 
@@ -92,15 +86,15 @@ def match_file(
     *,
     domain: str,
     name: str,
-    fetch_one: Callable[[str], Iterable[dict[str, Any]]],
-    fetch_all: Callable[[], Iterable[dict[str, Any]]],
+    by_ids: Callable[[list[str]], Iterable[dict[str, Any]]],
+    one: Callable[[str], dict[str, Any] | None],
     enrich: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Counter:
     """Pair each record of ``extract/<name>`` with its link and current Lead Gen & CRM record
     -> ``pairs/<name>``."""
     ctx, store, folder = rt.run, rt.store, rt.run.folder
     counts: Counter = Counter()
-    # pass 1: which Lead Gen & CRM records are needed (one id per call, or all when many)
+    # pass 1: which Lead Gen & CRM records are needed (read by id, 500 per call)
     wanted: list[str] = []
     for chunk in chunked(folder.read_jsonl(f"extract/{name}"), CHUNK):
         for lk_list in store.links_by_sf(domain, [r["Id"] for r in chunk]).values():
@@ -109,7 +103,7 @@ def match_file(
                 wanted.append(link.lg_id)
     index = DiskIndex(ctx.scratch(f"match/{domain}.db"))
     try:
-        index.put_many(leadgen_by_ids(wanted, fetch_one, fetch_all).items())
+        index.put_many(current_records(wanted, by_ids, one).items())
 
         def pairs() -> Iterator[dict[str, Any]]:
             for chunk in chunked(folder.read_jsonl(f"extract/{name}"), CHUNK):
@@ -163,21 +157,20 @@ def _enrich(rt: TaskRuntime) -> Callable[[list[dict[str, Any]]], None]:
 def match(rt: TaskRuntime) -> dict[str, Any]:
     """``extract/*.jsonl`` -> ``pairs/*.jsonl`` (see the module docstring)."""
     lg = rt.leadgen
-    # (link domain, extract/pairs file, Lead Gen & CRM reader, enrichment)
+    # (link domain, extract/pairs file, readers by ids and by one id, enrichment)
     objects = (
-        (DOMAIN_OPPORTUNITY, "opportunities.jsonl", lg.get_opportunities, _enrich(rt)),
-        (DOMAIN_ACCOUNT, "accounts.jsonl", lg.get_accounts, None),
+        (
+            DOMAIN_OPPORTUNITY,
+            "opportunities.jsonl",
+            lg.get_opportunities_by_ids,
+            lg.get_opportunity,
+            _enrich(rt),
+        ),
+        (DOMAIN_ACCOUNT, "accounts.jsonl", lg.get_accounts_by_ids, lg.get_account, None),
     )
     opp, acc = (
-        match_file(
-            rt,
-            domain=domain,
-            name=name,
-            fetch_one=lambda i, read=read: read({"id": i}),
-            fetch_all=lambda read=read: read({}),
-            enrich=enrich,
-        )
-        for domain, name, read, enrich in objects
+        match_file(rt, domain=domain, name=name, by_ids=by_ids, one=one, enrich=enrich)
+        for domain, name, by_ids, one, enrich in objects
     )
     log.info(
         "match: opportunities %s; accounts %s; lg_api_calls=%d",

@@ -166,17 +166,20 @@ def hold_and_release(
             payload=payload,
             reason=f"contact {contact} is not linked to a Lead Gen & CRM lead yet",
             waiting_for=f"person:{contact}",
+            run_id=ctx.run_id,
         )
     if ctx.dry_run:
         return
     held_now = {h.item_key for h in ch.store.held(ctx.dag_id, HELD_KIND)}
-    mem["completed"] += ch.store.release(
-        ctx.dag_id, HELD_KIND, s.delivered & held_now, status="delivered"
-    )
-    mem["dropped"] += ch.store.release(
+    delivered, dropped = s.delivered & held_now, gone & held_now
+    mem["completed"] += len(delivered)
+    mem["dropped"] += len(dropped)
+    ch.call("release", ctx.dag_id, HELD_KIND, sorted(delivered), status="delivered")
+    ch.call(
+        "release",
         ctx.dag_id,
         HELD_KIND,
-        gone & held_now,
+        sorted(dropped),
         status="dropped",
         reason="contact role deleted in Salesforce before its contact was linked",
     )

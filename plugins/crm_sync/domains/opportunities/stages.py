@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.domains.opportunities.rules import SPEC_NAMES, STAGE_SPEC_NAME, lg_id
-from crm_sync.errors import ConfigError
+from crm_sync.errors import AmbiguousWriteError, ConfigError
 from crm_sync.mapping.loader import display_path, load_stage_spec, spec_path
 from crm_sync.mapping.models import StageSpec
 from crm_sync.pipeline.context import RunContext
@@ -119,14 +119,31 @@ def load_stage_map() -> StageSpec:
     return load_stage_spec(spec_path(STAGE_SPEC_NAME))
 
 
-def prepare_stages(
-    ctx: RunContext, spec: StageSpec, lg: LeadGenClient, resolution: StageResolution
-) -> dict[str, Any]:
-    """Create the deal stages the map needs (not in a dry run) and save ``stages.json``."""
-    if resolution.to_create and not ctx.dry_run:
-        results = lg.create_deal_stages([{"dealStageName": n} for n in resolution.to_create])
+def _existing_stages(lg: LeadGenClient, names: list[str]) -> dict[str, str]:
+    by_key = {
+        _stage_key(d.get("dealStageName") or ""): lg_id(d.get("id")) for d in lg.get_deal_stages()
+    }
+    return {n: by_key[_stage_key(n)] for n in names if by_key.get(_stage_key(n))}
+
+
+def _create_deal_stages(lg: LeadGenClient, resolution: StageResolution) -> None:
+    """Create the missing deal stages. A create whose answer was lost (the stages may exist) is
+    not sent again blindly: the stages are read back by name and only the missing ones created."""
+    todo = list(resolution.to_create)
+    for attempt in (1, 2):
+        try:
+            results = lg.create_deal_stages([{"dealStageName": n} for n in todo])
+        except AmbiguousWriteError:
+            if attempt == 2:
+                raise
+            found = _existing_stages(lg, todo)
+            resolution.created.update(found)
+            todo = [n for n in todo if n not in found]
+            if not todo:
+                return
+            continue
         failed = []
-        for name, res in zip(resolution.to_create, results, strict=True):
+        for name, res in zip(todo, results, strict=True):
             if res.success and res.id:
                 resolution.created[name] = str(res.id)
             else:
@@ -135,6 +152,15 @@ def prepare_stages(
             raise ConfigError(
                 "could not create the deal stages the stage map needs: " + "; ".join(failed)
             )
+        return
+
+
+def prepare_stages(
+    ctx: RunContext, spec: StageSpec, lg: LeadGenClient, resolution: StageResolution
+) -> dict[str, Any]:
+    """Create the deal stages the map needs (not in a dry run) and save ``stages.json``."""
+    if resolution.to_create and not ctx.dry_run:
+        _create_deal_stages(lg, resolution)
     ids = stage_ids_with(resolution, spec, placeholder=ctx.dry_run)
     ctx.folder.write_json("stages.json", {"ids": ids, "resolution": resolution.to_dict()})
     for w in resolution.warnings:

@@ -34,6 +34,7 @@ DEFINITION = SyncDefinition(
     link_domains=(DOMAIN,),
     spec_names=SPEC_NAMES,
     directions=(LG_TO_SF, SF_TO_LG),
+    exclusive=("match", "reconcile", "validate", "load_leadgen", "load_salesforce", "record"),
     stages={
         "prepare": prepare,
         "extract_leadgen": lazy(f"{P}.extract:extract_leadgen"),

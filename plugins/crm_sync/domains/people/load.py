@@ -20,16 +20,20 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.errors import BudgetExhaustedError
+from crm_sync.clients.results import AMBIGUOUS_WRITE, WriteResult
+from crm_sync.domains.people.rules import DOMAIN
+from crm_sync.errors import AmbiguousWriteError, BudgetExhaustedError
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import DiskIndex, chunked
+from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
 from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
 
 if TYPE_CHECKING:
     from crm_sync.clients.leadgen import LeadGenClient
     from crm_sync.clients.salesforce import SalesforceClient
+    from crm_sync.state.store import SyncStore
     from crm_sync.tasks import TaskRuntime
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,7 @@ def load_leadgen(rt: TaskRuntime) -> dict[str, Any]:
         return {"counts": dict(counts)}
     for op in ("create", "update"):
         for batch in chunked(todo(op), LG_BATCH):
-            rows = _write_leads(lg, op, batch)
+            rows = _write_leads(lg, rt.store, op, batch)
             for r in rows:
                 counts[f"{op}_{'ok' if r['success'] else 'failed'}"] += 1
                 if r.get("unchanged"):
@@ -78,7 +82,9 @@ def load_leadgen(rt: TaskRuntime) -> dict[str, Any]:
     return {"counts": dict(counts)}
 
 
-def _write_leads(lg: LeadGenClient, op: str, batch: list[dict[str, Any]]) -> list[ResultRow]:
+def _write_leads(
+    lg: LeadGenClient, store: SyncStore, op: str, batch: list[dict[str, Any]]
+) -> list[ResultRow]:
     payloads = [p["lg_payload"] for p in batch]
     answers = lg.create_leads(payloads) if op == "create" else lg.update_leads(payloads)
     rows: list[ResultRow] = []
@@ -89,44 +95,88 @@ def _write_leads(lg: LeadGenClient, op: str, batch: list[dict[str, Any]]) -> lis
             continue
         rows.append(result_row(plan["pair"], "leadgen", op, res))
     if dup_emails:
-        rows.extend(_adopt_existing(lg, op, dup_emails))
+        rows.extend(_adopt_existing(lg, store, op, dup_emails))
     if op == "create":
         # Read the new leads back: Lead Gen & CRM fills defaults (score 0, flags) that the
         # Salesforce side must get in this run, or the next run would see a change.
         created = {str(r["id"]): r for r in rows if r["success"] and r.get("id")}
         for lead in lg.get_leads_by_ids(list(created)) if created else []:
             created[str(lead["id"])]["record"] = lead  # type: ignore[typeddict-unknown-key]
+    else:
+        _check_updates(lg, batch, rows)
     return rows
 
 
+def _check_updates(lg: LeadGenClient, batch: list[dict[str, Any]], rows: list[ResultRow]) -> None:
+    """Read the updated leads back (one call per 500) and fail every update whose fields did not
+    land, naming them (and, for an email, the lead that has it): the record stage quarantines
+    it instead of recording values Lead Gen & CRM does not hold."""
+    done = {r["pair"]: r for r in rows if r["success"]}
+    plans = [p for p in batch if p["pair"] in done]
+    if not plans:
+        return
+    current = {str(r["id"]): r for r in lg.get_leads_by_ids([p["lg_id"] for p in plans])}
+    for plan in plans:
+        missing = not_applied(plan["lg_payload"], current.get(str(plan["lg_id"])))
+        if not missing:
+            continue
+        row = done[plan["pair"]]
+        reason = f"Lead Gen & CRM answered success but did not change {', '.join(missing)}"
+        email = plan["lg_payload"].get("emailAddress")
+        if "emailAddress" in missing and email:
+            owner = [
+                str(r["id"])
+                for r in lg.get_leads_by_emails([email])
+                if str(r["id"]) != str(plan["lg_id"])
+            ]
+            if owner:
+                reason = f"email {email} is already used by lead {owner[0]}; {reason}"
+        row.update(
+            success=False, error_code=NOT_APPLIED, error_message=reason, error_fields=missing
+        )
+
+
 def _adopt_existing(
-    lg: LeadGenClient, op: str, dup_emails: dict[str, dict[str, Any]]
+    lg: LeadGenClient, store: SyncStore, op: str, dup_emails: dict[str, dict[str, Any]]
 ) -> list[ResultRow]:
-    """301: the lead exists already (a rerun after a crash, or a race): adopt it."""
+    """301: a lead with this email exists already. A rerun after a crash (or a race with the
+    form that created it) is adopted; a lead linked to *another* Salesforce record is not: the
+    email belongs to another person in Salesforce, which is a duplicate to resolve there."""
     existing = {
-        str(r.get("emailAddress", "")).lower(): r for r in lg.get_leads_by_emails(list(dup_emails))
+        str(r.get("emailAddress", "")).strip().lower(): r
+        for r in lg.get_leads_by_emails(list(dup_emails))
     }
+    links = store.links_by_lg(DOMAIN, [str(r["id"]) for r in existing.values()])
     rows = []
     for email, plan in dup_emails.items():
         found = existing.get(email)
-        if found is not None:
+        link = links.get(str(found["id"])) if found is not None else None
+        if found is not None and (
+            link is None or link.status != "active" or link.sf_id == plan.get("sf_id")
+        ):
             rows.append(
                 outcome_row(plan["pair"], "leadgen", op, id=str(found["id"]), already_existed=True)
             )
-        else:
-            rows.append(
-                outcome_row(
-                    plan["pair"],
-                    "leadgen",
-                    op,
-                    id=None,
-                    success=False,
-                    error_code="301",
-                    error_message="entry already exists and could not be found by email",
-                    error_fields=["emailAddress"],
-                    already_existed=False,
-                )
+            continue
+        why = (
+            f"email {email} belongs to lead {found['id']}, which is linked to Salesforce "
+            f"{link.sf_id}"
+            if found is not None and link is not None
+            else "entry already exists and could not be found by email"
+        )
+        rows.append(
+            outcome_row(
+                plan["pair"],
+                "leadgen",
+                op,
+                id=None,
+                success=False,
+                error_code="301",
+                error_message=why,
+                error_fields=["emailAddress"],
+                already_existed=False,
             )
+        )
     return rows
 
 
@@ -263,6 +313,40 @@ def _write_all(
                 results.append(rows)
 
 
+def _create_plain(
+    sf: SalesforceClient, sobject: str, payloads: list[dict[str, Any]]
+) -> list[WriteResult]:
+    """Creates without the record link (a spec that maps none): the answer to a create may be
+    lost after Salesforce applied it, and a blind retry would make the person twice. The records
+    whose answer was lost are looked up by email; the ones found are taken, the others created
+    once more (a second lost answer fails the task: its retry looks them up again)."""
+    try:
+        return sf.create(sobject, payloads)
+    except AmbiguousWriteError as exc:
+        answers = list(exc.results)
+    lost = [a.index for a in answers if a.error_code == AMBIGUOUS_WRITE]
+    emails = sorted({str(payloads[i].get("Email") or "").strip().lower() for i in lost} - {""})
+    found: dict[str, list[str]] = {}
+    for r in (
+        sf.query_by_values(sobject, ["Id", "Email"], "Email", emails, where="IsDeleted = false")
+        if emails
+        else []
+    ):
+        found.setdefault(str(r.get("Email") or "").strip().lower(), []).append(r["Id"])
+    again = []
+    for i in lost:
+        hits = found.get(str(payloads[i].get("Email") or "").strip().lower(), [])
+        if len(hits) == 1:
+            answers[i] = WriteResult(i, True, id=hits[0], created=False)
+        else:
+            again.append(i)
+    for i, res in zip(
+        again, sf.create(sobject, [payloads[i] for i in again]) if again else [], strict=True
+    ):
+        answers[i] = WriteResult(i, res.success, id=res.id, created=res.created, errors=res.errors)
+    return answers
+
+
 def _write_batch(
     sf: SalesforceClient, spec: ObjectSpec, op: str, batch: list[dict[str, Any]]
 ) -> list[ResultRow]:
@@ -272,7 +356,7 @@ def _write_batch(
         if spec.record_link:
             answers = sf.upsert(sobject, spec.record_link.id_field, payloads)
         else:
-            answers = sf.create(sobject, payloads)
+            answers = _create_plain(sf, sobject, payloads)
     else:
         answers = sf.update(sobject, payloads)
     rows = []

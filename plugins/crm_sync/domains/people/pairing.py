@@ -14,8 +14,15 @@ from crm_sync.domains.people.matcher import (
     new_from_leadgen,
     new_from_salesforce,
 )
-from crm_sync.domains.people.pairs import Pair
-from crm_sync.domains.people.rules import DOMAIN, email_key, is_active, sf_fields, sf_object_of
+from crm_sync.domains.people.pairs import Pair, make_pair
+from crm_sync.domains.people.rules import (
+    DOMAIN,
+    email_key,
+    is_active,
+    sf_fields,
+    sf_object_of,
+    target_object,
+)
 from crm_sync.pipeline.transform import truthy
 
 CHUNK = 500
@@ -44,8 +51,27 @@ def pairs_from_leadgen(m: Matcher) -> Iterator[Pair]:
                 yield parked_pair(rec, link)
             elif is_active(rec):
                 unlinked.append(rec)
+            else:
+                yield _inactive(m, rec)
         if unlinked:
             yield from _pair_leads(m, unlinked)
+
+
+def _inactive(m: Matcher, rec: dict[str, Any]) -> Pair:
+    """An unlinked inactive lead (brought back by the quarantine: the window hides inactive
+    leads): nothing to sync, so its quarantine row is resolved instead of retried forever."""
+    m.covered_lg.add(str(rec["id"]))
+    m.counts["inactive_not_synced"] += 1
+    return make_pair(
+        f"lg:{rec['id']}",
+        lg=rec,
+        sf=None,
+        sf_object=target_object(rec),
+        link=None,
+        match="inactive",
+        skip_fields=True,
+        events=[{"event": "inactive_not_synced", "detail": f"lead {rec['id']} is inactive"}],
+    )
 
 
 def _pair_leads(m: Matcher, unlinked: list[dict[str, Any]]) -> Iterator[Pair]:
@@ -87,6 +113,8 @@ def _candidates_for(m: Matcher, lg_recs: list[dict[str, Any]]) -> dict[str, list
             lid = str(lg["id"])
             if owners and lid not in owners:
                 continue
+            if ext and ext != lid and ext.isdigit():
+                continue  # the record says it stands for another lead: never claim it by email
             if ext == lid or (email and email == email_key(lg.get("emailAddress"))):
                 by_lg.setdefault(lid, []).append(r)
     return by_lg

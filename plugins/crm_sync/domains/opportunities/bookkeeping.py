@@ -1,0 +1,142 @@
+"""What a successful write of the opportunities load means for the state store: the links of
+created records (the API has no external id for opportunities, accounts or opportunity leads, so
+the link is how a later run knows the record exists), synced values, deleted and removed links.
+
+Pure counts (:func:`link_counts`, kept in the result row for the run report) are separate from
+the store writes (:class:`Bookkeeper`), because the load appends a batch's results *before* it
+records the batch's links: a task that dies between the two finds the writes in its results on
+retry (and never writes them again) and records the links then (:meth:`Bookkeeper.replay`).
+Every store write here is idempotent for the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from crm_sync.domains.opportunities.rules import (
+    DOMAIN_MEMBERSHIP,
+    KIND_MEMBERSHIP,
+    LINK_DOMAIN,
+    SF_OBJECT,
+    lg_id,
+)
+from crm_sync.pipeline.results import ResultRow
+
+if TYPE_CHECKING:
+    from crm_sync.pipeline.context import RunContext
+    from crm_sync.state.store import SyncStore
+
+Plan = dict[str, Any]
+
+
+def link_counts(plan: Plan) -> dict[str, int]:
+    """The link changes a successful write of ``plan`` makes (for the run report)."""
+    kind, op = plan["kind"], plan["lg_op"]
+    if kind == KIND_MEMBERSHIP:
+        return {"membership_created" if op == "create" else "membership_removed": 1}
+    domain = LINK_DOMAIN[kind]
+    if op == "create":
+        return {f"{domain}_created": 1}
+    if op == "delete":
+        return {
+            f"{domain}_deleted": 1,
+            "membership_removed": len(plan.get("memberships_drop") or []),
+        }
+    return {}
+
+
+def agreed(plan: Plan) -> dict[str, Any]:
+    """The values both sides hold once ``plan``'s write succeeded."""
+    return {**(plan.get("agreed_now") or {}), **(plan.get("agreed_if_lg") or {})}
+
+
+@dataclass
+class Bookkeeper:
+    ctx: RunContext
+    store: SyncStore
+
+    def record(self, plans: Iterable[Plan], rows: Iterable[ResultRow]) -> None:
+        """The state changes of a batch's successful writes, in one transaction."""
+        with self.store.batch():
+            for plan, row in zip(plans, rows, strict=True):
+                if row["success"]:
+                    self.apply(plan, row)
+
+    def replay(self, plans: dict[str, Plan], rows: Iterable[ResultRow]) -> int:
+        """Record again the state changes of writes an earlier attempt of this task made (its
+        results are on disk; its links may not be). Idempotent; returns how many."""
+        done = [(plans[r["pair"]], r) for r in rows if r["success"] and r["pair"] in plans]
+        with self.store.batch():
+            for plan, row in done:
+                self.apply(plan, row)
+        return len(done)
+
+    def apply(self, plan: Plan, row: ResultRow) -> None:
+        kind, op = plan["kind"], plan["lg_op"]
+        if kind == KIND_MEMBERSHIP:
+            (self._membership_created if op == "create" else self._membership_deleted)(plan, row)
+        elif op == "create":
+            self._created(plan, row)
+        elif op == "update":
+            self.store.update_synced_values(
+                LINK_DOMAIN[kind], {plan["lg_id"]: agreed(plan)}, self.ctx.run_id
+            )
+        else:
+            self._deleted(plan)
+
+    def _created(self, plan: Plan, row: ResultRow) -> None:
+        domain, run_id = LINK_DOMAIN[plan["kind"]], self.ctx.run_id
+        change = plan.get("link_change") or {}
+        if change.get("old_lg_id"):
+            self.store.set_link_status(
+                domain,
+                change["old_lg_id"],
+                "superseded",
+                event=change["kind"],
+                run_id=run_id,
+                detail=f"replaced by {row['id']}",
+            )
+        self.store.upsert_link(
+            domain,
+            str(row["id"]),
+            SF_OBJECT[plan["kind"]],
+            plan["sf_id"],
+            synced_values=agreed(plan),
+            run_id=run_id,
+            event="created",
+        )
+
+    def _deleted(self, plan: Plan) -> None:
+        run_id = self.ctx.run_id
+        self.store.set_link_status(
+            LINK_DOMAIN[plan["kind"]],
+            plan["lg_id"],
+            "deleted",
+            event="deleted",
+            run_id=run_id,
+            detail=f"{plan['sf_id']} deleted in Salesforce",
+        )
+        for mid in plan.get("memberships_drop") or []:
+            self.store.delete_link(DOMAIN_MEMBERSHIP, mid, run_id=run_id)
+
+    def _membership_created(self, plan: Plan, row: ResultRow) -> None:
+        self.store.upsert_link(
+            DOMAIN_MEMBERSHIP,
+            str(row["id"]),
+            "Opportunity",
+            plan["opportunity_sf"],
+            synced_values={
+                "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
+                "lead": lg_id(plan["lead_lg"]),
+                "contact": plan["contact_sf"],
+                "roles": plan.get("roles") or [],
+            },
+            run_id=self.ctx.run_id,
+            event="created",
+            detail=f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
+        )
+
+    def _membership_deleted(self, plan: Plan, row: ResultRow) -> None:
+        self.store.delete_link(DOMAIN_MEMBERSHIP, plan["lg_id"], run_id=self.ctx.run_id)
