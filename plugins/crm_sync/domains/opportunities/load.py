@@ -26,9 +26,11 @@ from crm_sync.domains.opportunities.rules import (
     LINK_DOMAIN,
     REF_ACCOUNT,
     active_links,
+    lg_id,
 )
 from crm_sync.errors import AmbiguousWriteError, RetriableError
 from crm_sync.pipeline.files import chunked
+from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
 
 if TYPE_CHECKING:
@@ -115,7 +117,28 @@ class Loader:
                 row.update(success=True, error_code=None, error_message="")
                 row["already_gone"] = True  # type: ignore[typeddict-unknown-key]
             rows.append(row)
+        if batch[0]["lg_op"] == "update" and batch[0]["kind"] in READ_BACK:
+            self._check_updates(batch, rows)
         return rows
+
+    def _check_updates(self, batch: list[Plan], rows: list[ResultRow]) -> None:
+        """Read the updated records back (500 per call): an update answered with success that
+        did not change a field is a failure, never a synced value (see pipeline/readback.py)."""
+        done = [(p, r) for p, r in zip(batch, rows, strict=True) if r["success"]]
+        if not done:
+            return
+        read = getattr(self.lg, READ_BACK[batch[0]["kind"]])
+        current = {lg_id(r.get("id")): r for r in read([p["lg_id"] for p, _ in done])}
+        for plan, row in done:
+            missing = not_applied(plan["lg_payload"], current.get(lg_id(plan["lg_id"])))
+            if missing:
+                row.update(
+                    success=False,
+                    error_code=NOT_APPLIED,
+                    error_message="Lead Gen & CRM answered success but did not change "
+                    + ", ".join(missing),
+                    error_fields=missing,
+                )
 
     def _adopt(self, plans: list[Plan], why: str = "lost_answer") -> dict[str, ResultRow]:
         """Rows for the plans whose create did make the record (found by natural key)."""
@@ -217,6 +240,9 @@ def _ready_memberships(ld: Loader, creates: list[Plan]) -> list[Plan]:
         ready.append(p)
     return ready
 
+
+# Client readers of the records an update wrote, to read them back.
+READ_BACK = {KIND_OPPORTUNITY: "get_opportunities_by_ids", KIND_ACCOUNT: "get_accounts_by_ids"}
 
 # The write order: (kind, op, client method).
 STEPS: tuple[tuple[str, str, str], ...] = (

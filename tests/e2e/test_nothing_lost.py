@@ -150,3 +150,47 @@ def test_an_event_held_for_a_week_expires_instead_of_being_reloaded_forever(fres
     again = sync(dags, ENGAGE, H3)
     assert again["extracted"].get("page_visit", 0) == 0 and again["events"].get("held", 0) == 0
     assert sf_find(fresh, "Lead", "never@example.com") == []
+
+
+def test_a_non_utc_account_syncs_the_right_window(fresh, dags, monkeypatch) -> None:
+    """The account's API answers and reads timestamps in New York time; the connection says so
+    (extra ``output_timezone``), and the windows are still right: an edit at 09:20 UTC (04:20 in
+    New York) is in the 09:00-10:00 run, and the next hour's run does not see it again."""
+    import json
+    import os
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_LEADGEN_DEFAULT"])
+    conn.setdefault("extra", {})["output_timezone"] = "America/New_York"
+    monkeypatch.setenv("AIRFLOW_CONN_LEADGEN_DEFAULT", json.dumps(conn))
+    fresh.lg.post("config", {"account_timezone": "America/New_York"})
+    try:
+        freeze(fresh, 40)
+        lead = lg_lead(fresh, emailAddress="ny@example.com", lastName="York", companyName="NY")
+        report = sync(dags, PEOPLE, H)
+        assert report["extracted"]["lead"] == 1 and report["salesforce"]["created"] == 1
+        freeze(fresh, 30, H2)
+        again = sync(dags, PEOPLE, H2)
+        assert again["extracted"]["lead"] == 0  # the 09:20 edit is not in 10:00-11:00
+        assert state_store().links_by_lg("person", [lead])
+    finally:
+        fresh.lg.post("config", {"account_timezone": "UTC"})
+
+
+def test_a_value_typed_in_the_lead_gen_ui_syncs_decoded_and_echoes_nothing(fresh, dags) -> None:
+    """The UI stores "Smith & Sons <EU>" HTML-encoded; Salesforce gets the text, and the next run
+    does not take the encoding for a change."""
+    freeze(fresh, 40)
+    lead = lg_lead(fresh, emailAddress="ui@example.com", lastName="Ui", companyName="X")
+    sync(dags, PEOPLE, H)
+    freeze(fresh, 40, H2)
+    fresh.lg.post(
+        f"leads/{lead}", {"fields": {"companyName": "Smith & Sons <EU>"}, "typed_in_ui": True}
+    )
+    sync(dags, PEOPLE, H2)
+    sf_id = state_store().links_by_lg("person", [lead])[lead].sf_id
+    assert sf_get(fresh, "Lead", sf_id)["Company"] == "Smith & Sons <EU>"
+    freeze(fresh, 30, H3)
+    fresh.lg.post(f"leads/{lead}", {"fields": {"title": "Owner"}})  # in the window again
+    again = sync(dags, PEOPLE, H3)
+    assert again["salesforce"] == {"updated": 1}  # the title only
+    assert sf_get(fresh, "Lead", sf_id)["Company"] == "Smith & Sons <EU>"
