@@ -117,8 +117,31 @@ def test_range_defaults_to_the_day_before_the_engagement_watermark(store) -> Non
     assert [o[1] for o in out] == [("1", "101"), ("1", "100")]  # oldest first
 
 
-def test_without_a_watermark_the_check_says_so_and_reads_nothing(store) -> None:
+def test_without_any_synced_window_the_check_says_so_and_reads_nothing(store) -> None:
     out, src = check(store, [ev("100")], [])
     assert out == []
-    assert "no watermark yet" in src.notes[0]
+    assert "has not synced a window yet" in src.notes[0]
     assert src.lg.calls["getEvents"] == 0
+
+
+def test_after_backfills_only_the_range_ends_at_the_latest_successful_window(store) -> None:
+    """Backfills never move the watermark; the check still covers what they synced, and a
+    failed or dry run's window does not count."""
+    fk.link(store, "1", L1)
+    for run_id, end, status, dry in (
+        ("ok", UNTIL, "success", False),
+        ("dry", UNTIL + timedelta(hours=5), "success", True),
+        ("failed", UNTIL + timedelta(hours=9), "failed", False),
+    ):
+        store.start_run(
+            DAG,
+            run_id,
+            window_start=end - timedelta(hours=1),
+            window_end=end,
+            dry_run=dry,
+            full_resync=False,
+        )
+        store.finish_run(DAG, run_id, status=status, report={})
+    out, src = check(store, [ev("100", at="2026-11-20 09:30:00")], [])
+    assert out == [("task_missing", ("1", "100"), (L1,))]
+    assert "[2026-11-19T10:00:00+00:00, 2026-11-20T10:00:00+00:00)" in src.notes[0]

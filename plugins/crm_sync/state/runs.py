@@ -200,6 +200,22 @@ class RunStore:
             v = s.scalar(select(func.max(Watermark.high_water)).where(Watermark.dag_id == dag_id))
             return from_db(v)
 
+    def synced_until(self, dag_id: str, stream: str) -> datetime | None:
+        """How far ``dag_id`` has synced ``stream``: its watermark, or, when only backfills ran
+        (they never move the watermark), the latest window end of a successful non-dry run."""
+        wm = self.get_watermark(dag_id, stream)
+        if wm is not None:
+            return wm
+        with self.session() as s:
+            v = s.scalar(
+                select(func.max(Run.window_end)).where(
+                    Run.dag_id == dag_id,
+                    Run.status.in_(("success", "threshold_exceeded")),
+                    Run.dry_run.is_(False),
+                )
+            )
+            return from_db(v)
+
     def window_done(self, dag_id: str, window_start: datetime, window_end: datetime) -> bool:
         """True when a successful, non-dry run of ``dag_id`` covered [window_start, window_end)."""
         with self.session() as s:

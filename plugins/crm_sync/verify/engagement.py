@@ -12,8 +12,9 @@ event's task key (``LG-EVT-<id>``; every click of one lead on one email send sha
   them), are not expected to have a Task.
 * ``task_duplicate``: two or more live Tasks with the key, whatever the lead's link.
 
-``until`` defaults to the engagement watermark (the end of the last window the DAG synced), so
-events the sync has not reached yet are not reported; ``since`` defaults to 24 hours before.
+``until`` defaults to how far the engagement DAG has synced (its watermark; when only backfills
+ran, the end of the latest successful run's window), so events the sync has not reached yet are
+not reported; ``since`` defaults to 24 hours before.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def resolve_range(
     store: Any, since: datetime | timedelta | None, until: datetime | None
 ) -> tuple[datetime, datetime] | None:
     """The event range to check; None when ``until`` is not given and the engagement DAG has
-    no watermark yet (nothing was synced)."""
+    not synced anything yet."""
     if until is None:
-        until = store.get_watermark(_lib.DAG_ENGAGEMENT, _lib.ENGAGEMENT_STREAM)
+        until = store.synced_until(_lib.DAG_ENGAGEMENT, _lib.ENGAGEMENT_STREAM)
         if until is None:
             return None
     if since is None:
@@ -59,7 +60,7 @@ def task_checks(
     bounds = resolve_range(src.store, since, until)
     if bounds is None:
         src.notes.append(
-            "engagement: sync_engagement_activities has no watermark yet; "
+            "engagement: sync_engagement_activities has not synced a window yet; "
             "give --until to check events anyway"
         )
         return
