@@ -212,7 +212,9 @@ class SessionScan:
 
     secrets: dict[str, str] = field(default_factory=lambda: dict(KNOWN_SECRETS))
     hits: list[Hit] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("log records", "captured outputs", "pages"), 0)
+    )
 
     def add_secrets(self, found: dict[str, str]) -> None:
         for secret, what in found.items():
@@ -247,17 +249,30 @@ class SessionScan:
 SCAN = SessionScan()
 
 
-class _LogScan(logging.Handler):
-    """Every log record of the session, as a handler would write it (traceback included)."""
+def scan_record(record: logging.LogRecord) -> None:
+    """One log record as a handler would write it (message and traceback)."""
+    try:
+        text = logging.Formatter().format(record)
+    except Exception:  # a record that cannot be formatted cannot be written either
+        return
+    where = f"log record of {record.name} ({record.pathname}:{record.lineno})"
+    SCAN.text(text, where, "log records")
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = logging.Formatter().format(record)
-        except Exception:  # a record that cannot be formatted cannot be written either
-            return
-        SCAN.text(
-            text, f"log record of {record.name} ({record.pathname}:{record.lineno})", "log records"
-        )
+
+def _listen_to_logs() -> None:
+    """Every record any logger dispatches, whatever handlers Airflow's logging configuration
+    installs or replaces during the session: ``Logger.callHandlers`` is the one place each
+    record passes (after the loggers' filters, such as the library's SecretsFilter)."""
+    original = logging.Logger.callHandlers
+    if getattr(original, "_secret_scan", False):
+        return
+
+    def call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        scan_record(record)
+        original(self, record)
+
+    call_handlers._secret_scan = True  # type: ignore[attr-defined]
+    logging.Logger.callHandlers = call_handlers  # type: ignore[method-assign]
 
 
 def _record_test_client_pages() -> None:
@@ -299,7 +314,7 @@ def _record_browser_pages() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     SCAN.add_secrets(connection_secrets(dict(os.environ)))
-    logging.getLogger().addHandler(_LogScan(level=logging.NOTSET))
+    _listen_to_logs()
     _record_test_client_pages()
 
 

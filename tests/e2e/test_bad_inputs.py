@@ -444,6 +444,35 @@ def expected_events(cases: list[Case]) -> Counter:
     return need
 
 
+def health_pages_show_the_bad_input_safely() -> list[str]:
+    """The Sync health pages and API over this store (quarantine rows holding script text, NUL,
+    100,000-character payloads) answer, and show script text escaped."""
+    import os
+
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    from crm_sync.health.app import create_app, dag_edit_check
+
+    app = create_app(state_url=os.environ["AIRFLOW_CONN_SYNC_STATE"])
+    app.dependency_overrides[get_user] = lambda: type("U", (), {"get_name": lambda s: "admin"})()
+    app.dependency_overrides[dag_edit_check] = lambda: lambda dag_id: True
+    problems = []
+    try:
+        with TestClient(app) as c:
+            pages = ["/ui/overview", "/ui/quarantine", "/api/quarantine", "/api/quarantine.csv"]
+            pages += [f"/api/quarantine/{q.id}" for q in state_store().quarantined(DAG)]
+            for page in pages:
+                r = c.get(page, params={"dag_id": DAG} if "?" not in page else None)
+                if r.status_code != 200:
+                    problems.append(f"health page {page}: HTTP {r.status_code}")
+                elif page.startswith("/ui/") and "<script>alert(1)" in r.text:
+                    problems.append(f"health page {page} shows script text unescaped")
+    finally:
+        app.state.store_provider.dispose()
+    return problems
+
+
 # -- the tests --------------------------------------------------------------------------------
 
 
@@ -519,6 +548,7 @@ def test_every_bad_input_syncs_faithfully_or_is_quarantined_and_nothing_else_suf
         problems.append(f"{second.report['still_quarantined_rows']} rows still quarantined")
     if {q.attempts for q in state_store().quarantined(DAG)} != {2}:
         problems.append("every quarantined row must have been retried once by the resync")
+    problems += health_pages_show_the_bad_input_safely()
     gaps = [f"{c.id}: {c.data['today']['gap']}" for c in cases if "today" in c.data]
     assert not problems, (
         f"{len(problems)} problems:\n"
