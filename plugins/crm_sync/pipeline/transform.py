@@ -31,6 +31,7 @@ import html
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -314,24 +315,36 @@ def canonical_value(raw: Any, sf_type: str, field: SfField | None = None) -> str
     """Type-normalize one raw value by the Salesforce field type (``None`` = blank). With the
     ``field``'s describe facts, numbers are also rounded to its scale and checked against its
     size."""
+    return canonical_for(sf_type, field)(raw)
+
+
+def _canon_text(raw: Any) -> str | None:
     if is_blank(raw):
         return None
+    return decode_entities(clean_text(raw if type(raw) is str else str(raw))) or None
+
+
+def canonical_for(sf_type: str, field: SfField | None = None) -> Callable[[Any], str | None]:
+    """:func:`canonical_value` for one field type, chosen once (it runs for every value)."""
     family = sf_type_family(sf_type)
     if family == "text":
-        if sf_type == "email":
-            return canonical_email(raw)
-        return decode_entities(clean_text(str(raw))) or None
-    if isinstance(raw, str):
-        raw = clean_text(raw)
-    if _is_null_word(raw) or _is_zero_date(raw):
-        return None
-    if family == "boolean":
-        return _canon_bool(raw)
-    if family == "number":
-        return _canon_number(raw, field)
-    if family == "date":
-        return _canon_date(raw)
-    return _canon_datetime(raw)
+        return canonical_email if sf_type == "email" else _canon_text
+    parse: Callable[[Any], str] = {
+        "boolean": _canon_bool,
+        "number": lambda raw: _canon_number(raw, field),
+        "date": _canon_date,
+    }.get(family, _canon_datetime)
+
+    def typed(raw: Any) -> str | None:
+        if is_blank(raw):
+            return None
+        if isinstance(raw, str):
+            raw = clean_text(raw)
+            if _is_null_word(raw) or _is_zero_date(raw):
+                return None
+        return parse(raw)
+
+    return typed
 
 
 def apply_steps(value: str | None, row: FieldMapping) -> str | None:
@@ -390,32 +403,41 @@ def _lg_blank_is_false(lg: LgField | None, sf_type: str) -> bool:
     )
 
 
-def _lg_to_canonical(
-    raw: Any,
+def _converter(
     row: FieldMapping,
     sf: SfField | None,
-    owners: OwnerMap | None,
+    *,
+    leadgen: bool,
+    owners: OwnerMap | None = None,
     blank_is_false: bool = False,
-) -> str | None:
-    sf_type = sf.type if sf else "string"
+) -> Callable[[Any], str | None]:
+    """The raw -> canonical function of one mapped row on one side, with the steps the row does
+    not need left out (this runs once per value of every extracted record)."""
     if "owner" in row.transform:
-        if is_blank(raw):
-            return None
+        if not leadgen:
+            return lambda raw: None if is_blank(raw) else str(raw)
         # An unmapped owner is canonical blank: it never overwrites a mapped one (blank policy),
         # and the extract summary reports it by name.
-        return (owners.lg_to_sf.get(str(raw).strip()) if owners else None) or None
-    v = apply_steps(canonical_value(raw, sf_type, sf), row)
-    v = picklist_spelling(map_value(v, row.value_map), sf)
-    if v is None and blank_is_false:
-        return "false"
-    return with_source(v, raw)
+        lg_to_sf = owners.lg_to_sf if owners else {}
+        return lambda raw: None if is_blank(raw) else (lg_to_sf.get(str(raw).strip()) or None)
+    canonical = canonical_for(sf.type if sf else "string", sf)
+    steps = bool(row.transform)
+    value_map = row.value_map if leadgen else None  # Lead Gen & CRM values -> Salesforce ones
+    picklist = sf if sf is not None and sf.type == "picklist" else None
 
+    def convert(raw: Any) -> str | None:
+        v = canonical(raw)
+        if steps:
+            v = apply_steps(v, row)
+        if value_map:
+            v = map_value(v, value_map)
+        if picklist is not None:
+            v = picklist_spelling(v, picklist)
+        if v is None:
+            return "false" if blank_is_false else None
+        return v if v != INVALID else with_source(v, raw)
 
-def _sf_to_canonical(raw: Any, row: FieldMapping, sf: SfField | None) -> str | None:
-    if "owner" in row.transform:
-        return None if is_blank(raw) else str(raw)
-    v = apply_steps(canonical_value(raw, sf.type if sf else "string", sf), row)
-    return with_source(picklist_spelling(v, sf), raw)
+    return convert
 
 
 def canonicalize_leadgen(
@@ -436,10 +458,15 @@ def canonicalize_leadgen(
     ]
     for row in spec.synced_fields:
         sf = schema.sf(spec.salesforce_object, row.salesforce)
-        false_blank = _lg_blank_is_false(
-            schema.lg(spec.leadgen_object, row.leadgen), sf.type if sf else "string"
+        lg = schema.lg(spec.leadgen_object, row.leadgen)
+        convert = _converter(
+            row,
+            sf,
+            leadgen=True,
+            owners=owners,
+            blank_is_false=_lg_blank_is_false(lg, sf.type if sf else "string"),
         )
-        out[row.key] = [_lg_to_canonical(v, row, sf, owners, false_blank) for v in get(row.leadgen)]
+        out[row.key] = [convert(v) for v in get(row.leadgen)]
     return out.set_index("_lg_id", drop=False)
 
 
@@ -462,8 +489,8 @@ def canonicalize_salesforce(df: pd.DataFrame, spec: ObjectSpec, schema: LiveSche
         [None if is_blank(v) else str(v) for v in get(url_field)] if url_field else None
     )
     for row in spec.synced_fields:
-        sf = schema.sf(spec.salesforce_object, row.salesforce)
-        out[row.key] = [_sf_to_canonical(v, row, sf) for v in get(row.salesforce)]
+        convert = _converter(row, schema.sf(spec.salesforce_object, row.salesforce), leadgen=False)
+        out[row.key] = [convert(v) for v in get(row.salesforce)]
     return out.set_index("_sf_id", drop=False)
 
 
