@@ -169,7 +169,7 @@ def records_of(case: Case, names: dict[str, str]) -> list[Record]:
             )
         )
         out[-1].values.setdefault("__email", email_of(case.id, i))
-    for i, item in enumerate(d.get("existing") or []):
+    for item in d.get("existing") or []:
         out.append(
             Record(
                 case.id,
@@ -180,8 +180,7 @@ def records_of(case: Case, names: dict[str, str]) -> list[Record]:
                 int(item.get("minutes", 40)),
             )
         )
-        out[-1].values.setdefault("__email", email_of(case.id))
-        del i
+        out[-1].values.setdefault("__email", email_of(case.id))  # the case's own address
     return out
 
 
