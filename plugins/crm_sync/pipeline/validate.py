@@ -7,7 +7,9 @@ spec's own rules, and a Salesforce object's checks from its describe), one messa
 plans go to which checks (:func:`check_group`).
 
 A failing row is not written to that target; it is quarantined (by the record stage) with the
-record, the field, the rule and the value. The rest of the batch goes on. The per-check summary
+record, the field, the rule and the value. The rest of the batch goes on. A value the transform
+could not read is shown as it was in the source, next to what a valid value of the field's type
+looks like (:func:`type_rule`; docs/reliability.md, "Bad input"). The per-check summary
 (evaluated, failed, examples) goes into the run report.
 """
 
