@@ -29,6 +29,8 @@ for _k in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
 
 import pytest  # noqa: E402
 
+from tests.conftest_secret_scan import *  # noqa: E402, F403 - the session-wide secret scan hooks
+
 # GX logs every documented function at INFO on import; it drowns the useful output.
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
 

@@ -212,7 +212,10 @@ def _where_value(key: str, value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     if key == "id" or key.endswith("ID"):
-        return int_param(value, key)
+        number = int_param(value, key)
+        # Ids are MySQL BIGINTs: a larger number matches no row (MySQL compares it as a decimal
+        # and finds nothing) rather than failing the call [I]. NULL matches nothing here too.
+        return number if -(2**63) <= number < 2**63 else None
     return value
 
 

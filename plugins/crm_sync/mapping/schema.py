@@ -121,6 +121,7 @@ class SfField:
     picklist_values: list[str] = field(default_factory=list)
     precision: int = 0
     scale: int = 0
+    digits: int = 0  # whole-number fields: how many digits (describe's ``digits``)
     defaulted_on_create: bool = False
 
     @classmethod
@@ -139,6 +140,7 @@ class SfField:
             ],
             precision=int(f.get("precision") or 0),
             scale=int(f.get("scale") or 0),
+            digits=int(f.get("digits") or 0),
             defaulted_on_create=bool(f.get("defaultedOnCreate", False)),
         )
 

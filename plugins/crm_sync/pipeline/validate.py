@@ -7,7 +7,9 @@ spec's own rules, and a Salesforce object's checks from its describe), one messa
 plans go to which checks (:func:`check_group`).
 
 A failing row is not written to that target; it is quarantined (by the record stage) with the
-record, the field, the rule and the value. The rest of the batch goes on. The per-check summary
+record, the field, the rule and the value. The rest of the batch goes on. A value the transform
+could not read is shown as it was in the source, next to what a valid value of the field's type
+looks like (:func:`type_rule`; docs/reliability.md, "Bad input"). The per-check summary
 (evaluated, failed, examples) goes into the run report.
 """
 
@@ -23,8 +25,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from crm_sync.mapping.models import ObjectSpec
-from crm_sync.mapping.schema import LiveSchema, sf_type_family
-from crm_sync.pipeline.transform import INVALID
+from crm_sync.mapping.schema import LiveSchema, SfField, sf_type_family
+from crm_sync.pipeline.transform import (
+    INVALID,
+    MAX_SIGNIFICANT_DIGITS,
+    SF_MAX_DATE,
+    SF_MIN_DATE,
+    invalid_source,
+    is_invalid,
+)
 
 if TYPE_CHECKING:
     from crm_sync.pipeline.context import RunContext
@@ -32,7 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EMAIL_RE = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,}$"
+# One address: ASCII before the @ (Salesforce refuses anything else), a domain of ASCII labels
+# (an international domain arrives here in its punycode form, ``xn--...``, TLDs included).
+EMAIL_RE = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]{2,59})$"
+)
+EMAIL_RULE = "must be one valid email address (name@domain, only ASCII letters before the @)"
 
 CATEGORY_BY_CHECK = {
     "required": "required field",
@@ -74,8 +89,9 @@ def json_safe(v: Any) -> Any:
             return None
     except (TypeError, ValueError):
         pass
-    if isinstance(v, str) and v == INVALID:
-        return "<unparseable>"
+    if is_invalid(v):
+        source = invalid_source(v)
+        return "<unparseable>" if source is None else source
     return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
 
@@ -217,7 +233,7 @@ def email_check(column: str) -> Check:
         "email_format",
         column,
         _gxe().ExpectColumnValuesToMatchRegex(column=column, regex=EMAIL_RE),
-        "must be a valid email address",
+        EMAIL_RULE,
     )
 
 
@@ -240,13 +256,41 @@ def picklist_check(column: str, values: Iterable[str], name: str = "picklist") -
     )
 
 
-def parseable_check(column: str, what: str = "value") -> Check:
-    """Values the transform could not parse carry the ``INVALID`` marker: they must not pass."""
+def parseable_check(column: str, what: str = "value", *, rule: str | None = None) -> Check:
+    """Values the transform could not parse carry the ``INVALID`` marker: they must not pass.
+    ``rule`` says what a valid value looks like (default: "must be a valid <what>")."""
     return Check(
         "parseable",
         column,
         _gxe().ExpectColumnValuesToNotBeInSet(column=column, value_set=[INVALID]),
-        f"must be a valid {what}",
+        rule or f"must be a valid {what}",
+    )
+
+
+def type_rule(f: SfField) -> str:
+    """What a value of a Salesforce field of type number, date, datetime or checkbox must look
+    like, in the words of a quarantine reason (the rules of ``pipeline.transform``)."""
+    dates = f"between {SF_MIN_DATE.isoformat()} and {SF_MAX_DATE.isoformat()}"
+    if f.type == "boolean":
+        return "must be true or false (1/0, yes/no, y/n, t/f and on/off are read too)"
+    if f.type == "date":
+        return (
+            "must be a date written YYYY-MM-DD (D/M/YYYY or M/D/YYYY only when the day cannot "
+            f"be taken for the month) {dates}"
+        )
+    if f.type == "datetime":
+        return f"must be a date and time written YYYY-MM-DD HH:MM:SS (UTC) {dates}"
+    if f.type in ("int", "long"):
+        size = f" of at most {f.digits} digits" if f.digits else ""
+        return f"must be a whole number{size}"
+    size = (
+        f" with at most {f.precision - f.scale} digits before the decimal point"
+        if f.precision
+        else ""
+    )
+    return (
+        f"must be a number{size} and at most {MAX_SIGNIFICANT_DIGITS} significant digits "
+        "('.' is the decimal point, ',' only separates thousands)"
     )
 
 
@@ -276,7 +320,7 @@ def salesforce_checks(
         if f.restricted_picklist and f.picklist_values:
             checks.append(picklist_check(name, f.picklist_values))
         if family in ("number", "date", "datetime", "boolean"):
-            checks.append(parseable_check(name, f.type))
+            checks.append(parseable_check(name, f.type, rule=type_rule(f)))
     for row in spec.fields:
         if row.salesforce in cols and row.direction.writes_salesforce:
             checks.extend(rule_checks(row.rules, row.salesforce))
@@ -338,8 +382,17 @@ def explain(who: str, check: Check, value: Any) -> str:
     shown = json_safe(value)
     if isinstance(shown, str) and len(shown) > 120:
         shown = shown[:117] + "..."
-    got = "it is blank" if shown is None else f"got {shown!r}"
+    got = "it is blank" if shown is None else f"got {quoted(shown)}"
     return f"{who}: field {check.column} {check.describe} [check {check.name}]; {got}"
+
+
+def quoted(value: Any) -> str:
+    """A value as a quarantine reason shows it: text in quotes as a person would type it (no
+    doubled backslashes), line breaks, tabs and other invisible characters made visible."""
+    if not isinstance(value, str):
+        return repr(value)
+    visible = "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in value)
+    return f"'{visible}'"
 
 
 def safe_column(name: str) -> bool:
@@ -366,11 +419,18 @@ def check_group(
     """Run ``checks`` on the payloads of ``plans[i] for i in idx`` (one frame); add each failure
     to ``into`` under the plan's position (and return it). ``who`` names the record in messages;
     ``explain_with`` may replace the value and message of a check the domain explains better."""
-    payloads = [{k: v for k, v in payload(plans[i]).items() if safe_column(k)} for i in idx]
+    # A marker followed by its source text is checked as the bare marker; the message shows
+    # the source text, taken from the payload itself.
+    payloads = [
+        {k: INVALID if is_invalid(v) else v for k, v in payload(plans[i]).items() if safe_column(k)}
+        for i in idx
+    ]
     df = frame(payloads, idx, ensure=ensure, empty_is_blank=empty_is_blank)
     columns = [c for c in df.columns if not c.startswith("__")]
     for row, check, value in validator.run(frame_name, df, checks(columns)):
         p = plans[row]
+        if value == INVALID:
+            value = payload(p).get(check.column, value)  # the marker with its source text
         custom = explain_with(p, check, value) if explain_with else None
         value, message = custom or (value, explain(who(p), check, value))
         into[row].append(Failure(target, p[key], check.name, check.column, value, message))

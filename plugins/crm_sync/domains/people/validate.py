@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_sync.domains.people.rules import LG_OBJECT
 from crm_sync.mapping.models import FieldMapping, ObjectSpec
-from crm_sync.mapping.schema import LiveSchema
+from crm_sync.mapping.schema import LiveSchema, sf_type_family
 from crm_sync.pipeline.validate import (
     Check,
     Failure,
@@ -32,6 +32,7 @@ from crm_sync.pipeline.validate import (
     rule_checks,
     run_gate,
     salesforce_checks,
+    type_rule,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +61,11 @@ LEADGEN_LENGTHS = {
 
 
 def leadgen_checks(
-    op: str, columns: Iterable[str], schema: LiveSchema, spec_rows: dict[str, FieldMapping]
+    op: str,
+    columns: Iterable[str],
+    schema: LiveSchema,
+    spec_rows: dict[str, FieldMapping],
+    sf_object: str | None = None,
 ) -> list[Check]:
     cols = set(columns)
     checks: list[Check] = []
@@ -77,11 +82,20 @@ def leadgen_checks(
             checks.append(length_check(name, length))
         if lf and lf.options and lf.data_type == "picklist":
             checks.append(picklist_check(name, lf.options))
-        checks.append(parseable_check(name))
         row = spec_rows.get(name)
+        checks.append(parseable_check(name, rule=_value_rule(schema, sf_object, row)))
         if row is not None and row.direction.writes_leadgen:
             checks.extend(rule_checks(row.rules, name))
     return checks
+
+
+def _value_rule(schema: LiveSchema, sf_object: str | None, row: FieldMapping | None) -> str | None:
+    """What a value coming from the mapped Salesforce field must look like (its type's rule),
+    for the message of a value that could not be read."""
+    sf = schema.sf(sf_object, row.salesforce) if sf_object and row else None
+    if sf is None or sf_type_family(sf.type) == "text":
+        return None
+    return type_rule(sf)
 
 
 def _groups(plans: list[dict[str, Any]], *key: str) -> dict[tuple[Any, ...], list[int]]:
@@ -120,7 +134,7 @@ def validate_plans(
     for spec in specs.values():
         for row in spec.fields:
             rows_by_lg.setdefault(row.leadgen, row)
-    for (op,), idx in _groups(plans, "lg_op").items():
+    for (op, sobject), idx in _groups(plans, "lg_op", "sf_object").items():
         check_group(
             validator,
             f"lg_{op}",
@@ -128,7 +142,7 @@ def validate_plans(
             idx,
             target="leadgen",
             payload=lambda p: p["lg_payload"],
-            checks=lambda cols, o=op: leadgen_checks(o, cols, schema, rows_by_lg),
+            checks=lambda cols, o=op, so=sobject: leadgen_checks(o, cols, schema, rows_by_lg, so),
             who=lambda p: (
                 f"Lead Gen & CRM lead {p.get('lg_id') or '(new)'} "
                 f"(Salesforce {p['sf_object']} {p.get('sf_id') or '(new)'})"
