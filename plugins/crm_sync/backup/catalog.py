@@ -19,11 +19,12 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from crm_sync.backup.snapshot import MANIFEST, BackupInfo, salesforce_fields, sha256_of, take_backup
 from crm_sync.errors import ConfigError
 from crm_sync.preflight.facts import SpecSet, load_spec_set
+from crm_sync.preflight.gating import RuntimeLike
 from crm_sync.preflight.record import connection_identity, identity_key
 from crm_sync.settings import sync_home
 
@@ -116,18 +117,6 @@ def verify_backup(path: Path) -> list[str]:
         if count != entry["records"]:
             problems.append(f"{entry['file']}: {count} records, manifest says {entry['records']}")
     return problems
-
-
-class RuntimeLike(Protocol):
-    """What :func:`ensure_backup` needs of a task runtime (``TaskRuntime`` has it)."""
-
-    conn_ids: Mapping[str, str]
-
-    @property
-    def salesforce(self) -> Any: ...
-
-    @property
-    def leadgen(self) -> Any: ...
 
 
 def require_backup(

@@ -8,21 +8,14 @@ problem, 2 the command failed (a connection missing or refused, a spec that does
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from crm_sync.backup.catalog import backup_dir, backup_now, list_backups, verify_backup
-from crm_sync.preflight.cli import add_connection_args, conn_ids_of, expose, log_to
-from crm_sync.preflight.facts import error_text
-from crm_sync.redact import redact_text
+from crm_sync.preflight.cli import add_connection_args, connect, report_error, start
 
-log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_DAMAGED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_DAMAGED = 0, 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,26 +64,19 @@ def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """Take (default), list or verify backups; return the exit code."""
-    out, err = stdout or sys.stdout, stderr or sys.stderr
-    args = build_parser().parse_args(argv)
-    log_to(err, args.verbose)
+    args, out, err = start(build_parser(), argv, stdout, stderr)
     root = args.location or backup_dir()
     try:
         if args.list:
             return _list(root, out)
         if args.verify:
             return _verify(root, args.verify, out)
-        from crm_sync.runtime import leadgen_client, salesforce_client
-
-        conn_ids = conn_ids_of(args)
-        expose(conn_ids)
-        sf, lg = salesforce_client(conn_ids["salesforce"]), leadgen_client(conn_ids["leadgen"])
-        log_to(err, args.verbose)  # Airflow, now imported, sent logging to stdout
+        conn_ids, sf, lg, errors = connect(args, err)
+        if errors:  # a backup needs both systems
+            raise next(iter(errors.values()))
         info = backup_now(sf, lg, conn_ids, location=root)
-    except Exception as exc:  # the command failed: said once, redacted
-        log.debug("backup failed:\n%s", redact_text("".join(traceback.format_exception(exc))))
-        err.write(f"crm_sync.backup: error: {error_text(exc)}\n")
-        return EXIT_ERROR
+    except Exception as exc:  # the command failed
+        return report_error(err, "crm_sync.backup", exc)
     out.write(f"backup {info.path}\n")
     for file, count in info.records().items():
         out.write(f"  {file}: {count} records\n")

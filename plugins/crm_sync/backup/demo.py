@@ -14,7 +14,7 @@ from pathlib import Path
 from crm_sync.backup.catalog import backup_now
 from crm_sync.backup.snapshot import BackupInfo
 from crm_sync.preflight.cli import open_clients
-from crm_sync.preflight.gate import check_and_record
+from crm_sync.preflight.gating import check_and_record
 from crm_sync.preflight.model import Report
 from crm_sync.runtime import DEFAULT_CONN_IDS
 

@@ -15,7 +15,7 @@ Entry points:
 See ``docs/preflight.md``.
 """
 
-from crm_sync.preflight.gate import check_and_record, gate
+from crm_sync.preflight.gating import check_and_record, gate
 from crm_sync.preflight.model import Check, Report, Status
 from crm_sync.preflight.runner import run_preflight
 

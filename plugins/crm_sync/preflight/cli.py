@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from crm_sync.errors import ConfigError, SyncError
 from crm_sync.preflight.facts import LEADGEN, SALESFORCE, error_text
-from crm_sync.redact import SecretsFilter, redact_text
+from crm_sync.redact import redact_text
 from crm_sync.runtime import DEFAULT_CONN_IDS
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,11 @@ def conn_ids_of(args: argparse.Namespace) -> dict[str, str]:
 
 
 def log_to(stream: TextIO, verbose: bool) -> None:
-    """Logs to ``stream`` through a filter that removes secret shapes (called again after
-    Airflow is imported: it sends logging to stdout)."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=stream,
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(SecretsFilter())
+    """Logs to ``stream`` through a filter that removes secret shapes, as the checker's command
+    line does (called again after Airflow is imported: it sends logging to stdout)."""
+    from crm_sync.verify.cli import _log_to
+
+    _log_to(stream, verbose)
 
 
 def expose(conn_ids: Mapping[str, str]) -> None:
@@ -91,6 +86,35 @@ def open_clients(conn_ids: Mapping[str, str]) -> tuple[Any, Any, dict[str, BaseE
     return clients[0], clients[1], errors
 
 
+def start(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    stdout: TextIO | None,
+    stderr: TextIO | None,
+) -> tuple[argparse.Namespace, TextIO, TextIO]:
+    """(options, stdout, stderr) of a command, logging set up on stderr."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = parser.parse_args(argv)
+    log_to(err, args.verbose)
+    return args, out, err
+
+
+def connect(args: argparse.Namespace, err: TextIO) -> tuple[dict[str, str], Any, Any, dict]:
+    """(connection ids, Salesforce client, Lead Gen & CRM client, errors) for the options."""
+    conn_ids = conn_ids_of(args)
+    expose(conn_ids)
+    sf, lg, errors = open_clients(conn_ids)
+    log_to(err, args.verbose)  # Airflow, now imported, sent logging to stdout
+    return conn_ids, sf, lg, errors
+
+
+def report_error(err: TextIO, prog: str, exc: BaseException) -> int:
+    """A command that failed: one redacted line on stderr (the traceback at DEBUG, redacted)."""
+    log.debug("%s failed:\n%s", prog, redact_text("".join(traceback.format_exception(exc))))
+    err.write(f"{prog}: error: {error_text(exc)}\n")
+    return EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m crm_sync.preflight",
@@ -109,22 +133,14 @@ def main(
     argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     """Run the preflight and print the checklist; return the exit code."""
-    from crm_sync.preflight.gate import check_and_record
+    from crm_sync.preflight.gating import check_and_record
 
-    out, err = stdout or sys.stdout, stderr or sys.stderr
-    args = build_parser().parse_args(argv)
-    log_to(err, args.verbose)
-    conn_ids = conn_ids_of(args)
+    args, out, err = start(build_parser(), argv, stdout, stderr)
     try:
-        expose(conn_ids)
-        sf, lg, errors = open_clients(conn_ids)
-        log_to(err, args.verbose)  # Airflow, now imported, sent logging to stdout
+        conn_ids, sf, lg, errors = connect(args, err)
         report = check_and_record(sf, lg, conn_ids=conn_ids, errors=errors)
-    except Exception as exc:  # the preflight itself failed: said once, redacted
-        trace = "".join(traceback.format_exception(exc))
-        log.debug("preflight failed:\n%s", redact_text(trace))
-        err.write(f"crm_sync.preflight: error: {error_text(exc)}\n")
-        return EXIT_ERROR
+    except Exception as exc:  # the preflight itself failed
+        return report_error(err, "crm_sync.preflight", exc)
     if args.json:
         out.write(json.dumps(report.to_dict(), sort_keys=True) + "\n")
     else:

@@ -35,7 +35,7 @@ def fail_fast(exc: FatalError) -> NoReturn:
 def run(context: Mapping[str, Any]) -> dict[str, Any]:
     """The preflight as a task; returns the report (XCom: no secrets in it)."""
     from crm_sync.preflight.cli import open_clients
-    from crm_sync.preflight.gate import check_and_record, enforce, log_report
+    from crm_sync.preflight.gating import check_and_record, enforce, log_report
     from crm_sync.runtime import conn_ids_from
 
     conn_ids = conn_ids_from(context.get("params") or {})

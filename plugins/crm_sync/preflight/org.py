@@ -11,6 +11,7 @@ allowance covers a run. One function per check; each takes the :class:`Facts` an
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from crm_sync.errors import SyncError
@@ -68,14 +69,18 @@ def _connection_fix(f: Facts, system: str) -> str:
     )
 
 
-def check_salesforce_connection(f: Facts) -> Check:
-    name = "Salesforce connection"
-    if f.sf is None or SALESFORCE in f.down:
-        return failed(name, f.down.get(SALESFORCE, "no client"), _connection_fix(f, SALESFORCE))
+def _connection_check(
+    f: Facts, system: str, read: Callable[[], Any], answered: Callable[[Any], str]
+) -> Check:
+    """The first call to ``system``: pass with ``answered(result)``, or fail and mark the
+    system down (the checks that need it are skipped)."""
+    name = f"{system} connection"
+    if (f.sf if system == SALESFORCE else f.lg) is None or system in f.down:
+        return failed(name, f.down.get(system, "no client"), _connection_fix(f, system))
     try:
-        org = f.org()
+        result = read()
     except SyncError as exc:
-        f.mark_down(SALESFORCE, exc)
+        f.mark_down(system, exc)
         if getattr(exc, "code", None) == "API_DISABLED_FOR_ORG":
             return failed(
                 name,
@@ -83,21 +88,21 @@ def check_salesforce_connection(f: Facts) -> Check:
                 "no API access or the integration user lacks API Enabled",
                 API_ACCESS_FIX,
             )
-        return failed(name, error_text(exc), _connection_fix(f, SALESFORCE))
-    return passed(name, f"org {org.get('Id')} ({org.get('Name')}) answers")
+        return failed(name, error_text(exc), _connection_fix(f, system))
+    return passed(name, answered(result))
+
+
+def check_salesforce_connection(f: Facts) -> Check:
+    return _connection_check(
+        f, SALESFORCE, f.org, lambda org: f"org {org.get('Id')} ({org.get('Name')}) answers"
+    )
 
 
 def check_leadgen_connection(f: Facts) -> Check:
-    name = "Lead Gen & CRM connection"
-    if f.lg is None or LEADGEN in f.down:
-        return failed(name, f.down.get(LEADGEN, "no client"), _connection_fix(f, LEADGEN))
-    try:
-        users = f.lg_users()
-    except SyncError as exc:
-        f.mark_down(LEADGEN, exc)
-        return failed(name, error_text(exc), _connection_fix(f, LEADGEN))
     account = getattr(f.lg, "account_id", "?")
-    return passed(name, f"account {account} answers ({len(users)} user profiles)")
+    return _connection_check(
+        f, LEADGEN, f.lg_users, lambda users: f"account {account} answers ({len(users)} users)"
+    )
 
 
 def check_edition(f: Facts) -> Check:
