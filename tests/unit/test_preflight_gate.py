@@ -219,3 +219,13 @@ def test_dag_task_fails_without_retry_on_a_failed_check(monkeypatch: pytest.Monk
     sf.org["OrganizationType"] = "Enterprise Edition"
     out = dag_task.run({"params": {}})
     assert out["ok"] is True and out["counts"]["fail"] == 0
+
+
+def test_error_text_keeps_every_line_and_no_secret() -> None:
+    from crm_sync.preflight.facts import error_text
+
+    exc = ConfigError("leads.yaml: fields[1]: bad\nleads.yaml: fields[4]: worse")
+    assert error_text(exc) == (
+        "ConfigError: leads.yaml: fields[1]: bad / leads.yaml: fields[4]: worse"
+    )
+    assert "s3cr3t" not in error_text(ConfigError("GET https://x/?secretKey=s3cr3t failed"))

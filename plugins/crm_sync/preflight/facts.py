@@ -51,8 +51,10 @@ class Unavailable(Exception):
 
 
 def error_text(exc: BaseException) -> str:
-    """One line for an error, secrets removed (the clients' messages are redacted already)."""
-    return redact_text(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    """One line for an error (its lines joined with " / "), secrets removed (the clients'
+    messages are redacted already)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return redact_text(f"{type(exc).__name__}: " + " / ".join(lines))
 
 
 def _transient(exc: BaseException) -> bool:
