@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV_PY := .venv/bin/python
 ENV := . scripts/env.sh &&
 
-.PHONY: help setup lint format test test-fast demo airflow cluster services sandboxes lock bench verify clean
+.PHONY: help setup lint format test test-fast demo airflow cluster services sandboxes lock bench verify preflight backup clean
 
 help:
 	@grep -E '^[a-z-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ bench: setup ## run the benchmarks (prints figures; see docs/benchmarks.md)
 
 verify: setup ## check the sync's invariants in both systems and the state store, read only (VERIFY_ARGS="--json --dag ...")
 	$(ENV) PYTHONPATH=plugins $(VENV_PY) -m crm_sync.verify $(VERIFY_ARGS)
+
+preflight: setup ## check org, integration user, account and specs against what the sync needs (read only; exit 1 on a fail)
+	$(ENV) PYTHONPATH=plugins $(VENV_PY) -m crm_sync.preflight $(PREFLIGHT_ARGS)
+
+backup: setup ## back up every mapped Salesforce field and the Lead Gen & CRM records (BACKUP_ARGS="--list", "--verify latest")
+	$(ENV) PYTHONPATH=plugins $(VENV_PY) -m crm_sync.backup $(BACKUP_ARGS)
 
 lock: setup ## recompile requirements.txt from requirements.in
 	.venv/bin/uv pip compile requirements.in -o requirements.txt --python-version 3.11 --no-header

@@ -2,11 +2,12 @@
 
 1. Both sandboxes are reset and seeded (thousands of people on each side, about a third of them
    on both sides by email, some defective rows, marketing history, opportunities).
-2. Initial load: each DAG runs once with full_resync (what a new installation does first).
-3. An hour of activity: salespeople edit, convert, merge and delete in Salesforce; marketers edit
+2. Preflight (is the org ready?) and a backup of both systems before the first write.
+3. Initial load: each DAG runs once with full_resync (what a new installation does first).
+4. An hour of activity: salespeople edit, convert, merge and delete in Salesforce; marketers edit
    leads, change scores, fill forms and send emails in Lead Gen & CRM.
-4. The hourly run for that hour syncs exactly those changes.
-5. The same hour again: nothing left to write (echo suppression, idempotency).
+5. The hourly run for that hour syncs exactly those changes.
+6. The same hour again: nothing left to write (echo suppression, idempotency).
 
 Airflow's own output goes to .airflow/demo-logs/; this script prints the run reports. The state
 store, run reports and quarantine stay in .airflow/, so `make airflow` shows them in the UI.
@@ -245,6 +246,16 @@ def main() -> int:
         )
         dags = runner.available()
         say(f"   DAGs: {', '.join(dags)}")
+
+        say("\n-- 0. preflight and backup (the sync DAGs' gate then passes at once)")
+        from crm_sync.backup.demo import preflight_and_backup
+
+        ready = preflight_and_backup()
+        for line in ready.lines():
+            say(f"   {line}")
+        if not ready.ok:
+            say("\nFAILED: the preflight did not pass; nothing was synced")
+            return 1
 
         say("\n-- 1. initial load (full_resync), as a new installation does first")
         local.freeze(loc, hour - timedelta(minutes=90))

@@ -44,6 +44,11 @@ class SyncDefinition:
     # lease, one run at a time (a backfill beside a scheduled run waits its turn).
     exclusive: tuple[str, ...] = ()
 
+    def writes(self, task: str) -> bool:
+        """Whether ``task`` writes to a system: the load stages (``load``, ``load_<system>``),
+        which need a backup first (``crm_sync.backup.require_backup``)."""
+        return task == "load" or task.startswith("load_")
+
     def stage(self, name: str) -> Stage:
         try:
             return self.stages[name]

@@ -311,8 +311,14 @@ def run_prepare(dag_id: str, context: Mapping[str, Any]) -> dict[str, Any]:
     conn_ids = conn_ids_from(context.get("params") or {})
     with TaskRuntime(definition, "prepare", conn_ids=conn_ids) as rt:
         rt.ctx = run_context(definition, context, rt.store)
+        # Nothing is read or written before the org passed its preflight and, when this run
+        # may write, a backup of both systems exists (docs/preflight.md, docs/backup.md).
+        from crm_sync.backup import ensure_backup
+        from crm_sync.preflight import gate
+
+        ready = {**gate(rt), **ensure_backup(rt, writes=not rt.ctx.dry_run)}
         summary = definition.stage("prepare")(rt)
-        return {"ctx": rt.ctx.to_dict(), "summary": {**summary, **rt.calls()}}
+        return {"ctx": rt.ctx.to_dict(), "summary": {**ready, **summary, **rt.calls()}}
 
 
 def run_stage(
@@ -327,6 +333,10 @@ def run_stage(
     ctx = RunContext.from_dict(prepared["ctx"])
     upstream = {"prepare": prepared.get("summary", {}), **(summaries or {})}
     with TaskRuntime(definition, task, ctx=ctx, summaries=upstream) as rt:
+        if definition.writes(task) and not ctx.dry_run:
+            from crm_sync.backup import require_backup
+
+            require_backup(rt.conn_ids)  # a backup deleted since prepare stops the write
         out = definition.stage(task)(rt)
         return {**out, **rt.calls()} if task != "record" else out
 

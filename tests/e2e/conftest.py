@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,12 +107,50 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxes]:
                 os.environ[k] = v
 
 
-@pytest.fixture
-def fresh(sandboxes: Sandboxes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandboxes:
-    """Empty sandboxes (real clock, no faults), a new state store and run folder for this test."""
+@pytest.fixture(scope="session")
+def preflight_passed(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The preflight of the default sandboxes, run once per session: the folder holding its
+    recorded pass. Every test's sync DAGs would otherwise run the whole preflight in their first
+    ``prepare`` (tests/e2e/test_preflight.py runs it for real, without this record)."""
+    from crm_sync.preflight import check_and_record
+    from crm_sync.preflight.cli import open_clients
+    from crm_sync.runtime import DEFAULT_CONN_IDS
+
+    home = tmp_path_factory.mktemp("preflight-home")
     sandboxes.sf.post("reset", {"schema": True})
     sandboxes.lg.post("reset")
-    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "crm_sync"))
+    saved = os.environ.get("CRM_SYNC_HOME")
+    os.environ["CRM_SYNC_HOME"] = str(home)
+    try:
+        sf, lg, errors = open_clients(dict(DEFAULT_CONN_IDS))
+        report = check_and_record(sf, lg, conn_ids=DEFAULT_CONN_IDS, errors=errors)
+    finally:
+        if saved is None:
+            os.environ.pop("CRM_SYNC_HOME", None)
+        else:
+            os.environ["CRM_SYNC_HOME"] = saved
+    assert report.ok, report.text()
+    return home / "preflight"
+
+
+@pytest.fixture
+def fresh(
+    sandboxes: Sandboxes,
+    preflight_passed: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Sandboxes:
+    """Empty sandboxes (real clock, no faults), a new state store and run folder for this test.
+
+    The preflight's pass is already recorded and backups are waived
+    (``CRM_SYNC_REQUIRE_BACKUP=false``): both are tested in test_preflight.py and
+    test_backup.py, and would otherwise add their API calls to every test's first run."""
+    sandboxes.sf.post("reset", {"schema": True})
+    sandboxes.lg.post("reset")
+    home = tmp_path / "crm_sync"
+    shutil.copytree(preflight_passed, home / "preflight")
+    monkeypatch.setenv("CRM_SYNC_HOME", str(home))
+    monkeypatch.setenv("CRM_SYNC_REQUIRE_BACKUP", "false")
     monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", f"sqlite:///{tmp_path / 'state.db'}")
     from crm_sync.runtime import close_stores
 

@@ -124,3 +124,113 @@ def test_dependent_dags_wait_until_the_people_sync_covered_their_window(state) -
     shared_store().advance_watermark("sync_leads_contacts", "people", H, "r1")
     assert upstream_synced(dag, window)
     assert upstream_synced("sync_leads_contacts", window)  # waits for nobody
+
+
+# -- the preflight gate and the backup in front of every write ------------------------------
+STAGE_CALLS: list[str] = []
+
+
+def _stage(name: str):
+    def run(rt: TaskRuntime) -> dict[str, Any]:
+        STAGE_CALLS.append(name)
+        return {"ran": name}
+
+    return run
+
+
+FAKE = SyncDefinition(
+    dag_id="sync_fake",
+    stream="fake",
+    domain="fake",
+    link_domains=(),
+    spec_names={},
+    directions=(),
+    stages={n: _stage(n) for n in ("prepare", "extract", "load", "load_leadgen", "record")},
+)
+
+
+@pytest.fixture
+def fake_dag(monkeypatch, make_ctx, state):
+    """``sync_fake`` registered; a run of it started; backups required (the default)."""
+    from crm_sync import tasks
+
+    real = tasks.get_definition
+    monkeypatch.setattr(tasks, "get_definition", lambda d: FAKE if d == "sync_fake" else real(d))
+    monkeypatch.delenv("CRM_SYNC_REQUIRE_BACKUP", raising=False)
+    STAGE_CALLS.clear()
+
+    def start(**kw: Any) -> dict[str, Any]:
+        ctx = make_ctx("sync_fake", **kw)
+        rt = TaskRuntime(FAKE, "extract", ctx=ctx)
+        rt.store.start_run(
+            "sync_fake", ctx.run_id, window_start=H, window_end=H, dry_run=ctx.dry_run,
+            full_resync=False,
+        )  # fmt: skip
+        return {"ctx": ctx.to_dict(), "summary": {}}
+
+    return start
+
+
+def test_only_the_load_stages_count_as_writes() -> None:
+    assert [t for t in FAKE.stages if FAKE.writes(t)] == ["load", "load_leadgen"]
+    people = get_definition("sync_leads_contacts")
+    assert [t for t in people.stages if people.writes(t)] == ["load_leadgen", "load_salesforce"]
+
+
+def test_a_load_stage_does_not_start_without_a_backup(fake_dag) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm_sync.backup import NO_BACKUP
+    from crm_sync.tasks import run_stage
+
+    prepared = fake_dag()
+    assert run_stage("sync_fake", "extract", prepared)["ran"] == "extract"  # reads need none
+    for task in ("load", "load_leadgen"):
+        with pytest.raises(AirflowFailException, match="ConfigError") as err:
+            run_stage("sync_fake", task, prepared)
+        assert NO_BACKUP.splitlines()[0] in str(err.value)
+    assert STAGE_CALLS == ["extract"]
+
+
+def test_a_dry_run_or_a_waiver_loads_without_a_backup(fake_dag, monkeypatch) -> None:
+    from crm_sync.tasks import run_stage
+
+    assert run_stage("sync_fake", "load", fake_dag(dry_run=True))["ran"] == "load"
+    monkeypatch.setenv("CRM_SYNC_REQUIRE_BACKUP", "false")
+    assert run_stage("sync_fake", "load", fake_dag(run_id="manual__2"))["ran"] == "load"
+    assert STAGE_CALLS == ["load", "load"]
+
+
+def test_prepare_passes_the_gate_and_ensures_a_backup_before_its_stage(
+    fake_dag, monkeypatch
+) -> None:
+    """The gate's and the backup's results reach prepare's summary; a failed gate stops the run
+    before the DAG's prepare stage; a dry run asks for no backup."""
+    import crm_sync.backup
+    import crm_sync.preflight
+    from crm_sync import tasks
+
+    seen: list[Any] = []
+    monkeypatch.setattr(crm_sync.preflight, "gate", lambda rt: {"preflight": "passed earlier"})
+    monkeypatch.setattr(
+        crm_sync.backup,
+        "ensure_backup",
+        lambda rt, *, writes: seen.append(writes) or {"backup": "b1", "taken": False},
+    )
+    monkeypatch.setattr(tasks, "run_context", lambda d, c, s: tasks.RunContext.from_dict(c["x"]))
+    ctx = fake_dag()["ctx"]
+    out = tasks.run_prepare("sync_fake", {"params": {}, "x": ctx})
+    assert out["summary"]["preflight"] == "passed earlier" and out["summary"]["backup"] == "b1"
+    dry = fake_dag(dry_run=True, run_id="manual__3")["ctx"]
+    tasks.run_prepare("sync_fake", {"params": {}, "x": dry})
+    assert seen == [True, False] and STAGE_CALLS == ["prepare", "prepare"]
+
+    def failed(rt: Any) -> dict[str, Any]:
+        raise ConfigError("preflight failed:\n- Modify All Data: ...")
+
+    monkeypatch.setattr(crm_sync.preflight, "gate", failed)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="Modify All Data"):
+        tasks.run_prepare("sync_fake", {"params": {}, "x": ctx})
+    assert STAGE_CALLS == ["prepare", "prepare"]
