@@ -45,3 +45,13 @@ def test_fields_read_are_system_fields_then_spec_rows_then_record_link() -> None
     assert leads.record_link.id_field in fields
     contacts = rules.sf_fields(load_object_spec(spec_path("contacts")))
     assert "IsConverted" not in contacts
+
+
+def test_emails_pair_in_the_form_the_load_writes() -> None:
+    """International domains, root dots and invisible characters do not keep a lead from its
+    Salesforce record (the bad-input catalogue's e-idn-pairs-punycode, e-trailing-dot-pairs)."""
+    assert rules.email_key("Ann@Bücher.example") == "ann@xn--bcher-kva.example"
+    assert rules.email_key("ann@xn--bcher-kva.example") == "ann@xn--bcher-kva.example"
+    assert rules.email_key("ann@example.com.") == "ann@example.com"
+    assert rules.email_key("an\u200bn@example.com") == "ann@example.com"
+    assert rules.email_key("\u200b") is None

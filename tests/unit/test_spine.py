@@ -39,6 +39,45 @@ GATE_FAILURE = {
 # -- quarantine entries --------------------------------------------------------------------------
 
 
+def test_a_quarantined_payload_is_stored_as_json_whatever_it_held(make_ctx, tmp_path) -> None:
+    """NaN (refused by Postgres' JSON), the unparseable marker, dates, decimals and nested
+    values: the entry holds JSON and the state store keeps it as it was shown."""
+    import json
+    import math
+    from datetime import date
+    from decimal import Decimal
+
+    from crm_sync.pipeline.transform import INVALID
+
+    raw = {
+        "AnnualRevenue": math.nan,
+        "NumberOfEmployees": f"{INVALID} twelve",
+        "Birthdate": date(1990, 1, 2),
+        "Amount": Decimal("12.50"),
+        "Tags": ["a", math.nan, {"b": Decimal("1")}],
+        "LastName": "Zoë",
+    }
+    src = Source(
+        domain="person", direction=LG_TO_SF, record_key="lg:9", target_object="Lead",
+        lg_id="9", sf_id=None, payload=raw,
+    )  # fmt: skip
+    e = QuarantineEntry.from_gate(make_ctx(), src, [GATE_FAILURE])
+    expected = {
+        "AnnualRevenue": None,
+        "NumberOfEmployees": "twelve",
+        "Birthdate": "1990-01-02",
+        "Amount": "12.50",
+        "Tags": ["a", None, {"b": "1"}],
+        "LastName": "Zoë",
+    }
+    assert e.payload == expected
+    assert json.loads(json.dumps(e.payload, allow_nan=False)) == expected
+    store = SyncStore(f"sqlite:///{tmp_path / 'state.db'}")
+    store.quarantine_many([e.to_dict()])
+    [row] = store.quarantined()
+    assert row.payload == expected
+
+
 def test_a_gate_entry_leads_with_the_first_failing_check_and_keeps_every_message(make_ctx) -> None:
     ctx = make_ctx(max_attempts=3)
     second = {**GATE_FAILURE, "check": "max_length", "category": "length", "message": "too long"}

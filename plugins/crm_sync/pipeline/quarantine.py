@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.transform import json_safe
 
 # Target system error codes -> quarantine categories (see docs/data-quality.md).
 ERROR_CATEGORIES = {
@@ -87,7 +88,7 @@ class QuarantineEntry:
             target_object=src.target_object,
             lg_id=src.lg_id,
             sf_id=src.sf_id,
-            payload=dict(src.payload),
+            payload=json_safe(src.payload),
             run_id=ctx.run_id,
             max_attempts=ctx.max_attempts,
             **why,

@@ -31,7 +31,7 @@ import html
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -141,6 +141,26 @@ def _ascii_domain(domain: str) -> str:
         return idna.encode(domain, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):
         return domain
+
+
+def json_safe(v: Any) -> Any:
+    """A value as JSON can hold it (reports, the quarantine): missing values (NaN, NaT, None)
+    become null, an unparseable value its source text, anything else not a JSON scalar its
+    ``str``; containers are walked, so a payload never carries NaN, which Postgres' JSON
+    refuses, nor an object json cannot encode."""
+    if isinstance(v, Mapping):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_safe(x) for x in v]
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if is_invalid(v):
+        source = invalid_source(v)
+        return "<unparseable>" if source is None else source
+    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
 
 def _is_null_word(v: Any) -> bool:

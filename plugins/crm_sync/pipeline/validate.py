@@ -31,8 +31,8 @@ from crm_sync.pipeline.transform import (
     MAX_SIGNIFICANT_DIGITS,
     SF_MAX_DATE,
     SF_MIN_DATE,
-    invalid_source,
     is_invalid,
+    json_safe,
 )
 
 if TYPE_CHECKING:
@@ -81,18 +81,6 @@ class Failure:
             "message": self.message,
             "category": self.category,
         }
-
-
-def json_safe(v: Any) -> Any:
-    try:
-        if pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if is_invalid(v):
-        source = invalid_source(v)
-        return "<unparseable>" if source is None else source
-    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
 
 @dataclass

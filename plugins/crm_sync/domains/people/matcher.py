@@ -19,6 +19,7 @@ pair carries both sides' current values. Output: ``pairs/pairs.jsonl``.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from crm_sync.state.store import SyncStore
 
 log = logging.getLogger(__name__)
+_LG_ID = re.compile(r"[0-9]{1,19}")  # what a Lead Gen & CRM id can be (ASCII, 64-bit)
 
 
 def sf_index_rows(sobject: str, rows: Iterator[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
@@ -98,9 +100,10 @@ class Matcher:
         return {i: self._sf_cache[i] for i in ids if i and self._sf_cache.get(i) is not None}
 
     def lg_by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        # Lead Gen & CRM ids are integers. A record-link field holding anything else (typed by
-        # hand, left by another tool) can only be stale: it matches nothing and gets repaired.
-        ids = [i for i in ids if str(i).strip().isdigit()]
+        # Lead Gen & CRM ids are integers (64-bit). A record-link field holding anything else
+        # (typed by hand, left by another tool, "١٢٣" that str.isdigit accepts) can only be
+        # stale: it matches nothing and gets repaired.
+        ids = [i for i in ids if _LG_ID.fullmatch(str(i))]
         found = self.lg_index.get_many(ids)
         missing = [i for i in ids if i not in found]
         if missing:

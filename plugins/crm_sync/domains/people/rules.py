@@ -11,7 +11,7 @@ from typing import Any
 
 from crm_sync.clients.sf_ids import is_of
 from crm_sync.mapping.models import ObjectSpec
-from crm_sync.pipeline.transform import is_blank
+from crm_sync.pipeline.transform import canonical_email
 
 DOMAIN = "person"  # link domain of the people sync (the other DAGs read these links)
 STREAM = "people"
@@ -52,8 +52,12 @@ def is_active(rec: dict[str, Any]) -> bool:
 
 
 def email_key(v: Any) -> str | None:
-    """An email as both sides compare it: trimmed, lower case; None when blank."""
-    return None if is_blank(v) else str(v).strip().lower()
+    """An email as both sides compare it: its canonical form (``canonical_email``: invisible
+    characters and surrounding blanks gone, an international domain in punycode, as Salesforce
+    stores it), lower case; None when blank. Pairing uses the same form the load writes, so a
+    lead whose address differs only in such characters still finds its Salesforce record."""
+    email = canonical_email(v)
+    return email.lower() if email else None
 
 
 def sf_object_of(sf_id: str) -> str:
