@@ -257,7 +257,9 @@ def test_dry_run_writes_nothing_and_reports_everything(fresh, dags) -> None:
     assert real.report["salesforce"]["created"] == 1 and real.report["leadgen"]["created"] == 1
 
 
-def test_spec_with_unknown_field_fails_before_any_write(fresh, dags, tmp_path, monkeypatch) -> None:
+def test_spec_with_unknown_field_fails_before_any_write(
+    fresh, dags, tmp_path, monkeypatch, caplog
+) -> None:
     import shutil
 
     from tests.e2e.conftest import REPO_MAPPINGS
@@ -276,7 +278,15 @@ def test_spec_with_unknown_field_fails_before_any_write(fresh, dags, tmp_path, m
     assert out.state == "failed"
     assert out.task_states["prepare"] == "failed"
     assert write_calls(fresh) == {"salesforce": {}, "leadgen": {}}
-    assert fresh.sf.get("calls")["by_kind"].get("query", 0) == 0  # no record was even read
+    # The preflight (the specs changed, so it runs again) names the field and the fix; the
+    # extract never ran, so no record was even read on either side.
+    assert "Lead.Titel__c does not exist or is hidden" in caplog.text
+    assert {t: out.task_states[t] for t in ("extract_leadgen", "extract_salesforce")} == {
+        "extract_leadgen": "upstream_failed",
+        "extract_salesforce": "upstream_failed",
+    }
+    lg_methods = fresh.lg.get("calls")["by_method"]
+    assert not [m for m in lg_methods if m.startswith("getLeads")], lg_methods
 
 
 def test_a_salesforce_record_failure_does_not_stop_the_batch(fresh, dags) -> None:

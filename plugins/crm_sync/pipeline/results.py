@@ -8,10 +8,11 @@ an attempt that crashed later. Rows are keyed by the plan's ``pair``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypedDict
 
 from crm_sync.clients.results import WriteResult
-from crm_sync.pipeline.files import RunFolder
+from crm_sync.pipeline.files import DiskIndex, RunFolder, chunked
 
 
 class ResultRow(TypedDict, total=False):
@@ -102,7 +103,24 @@ class ResultLog:
         """One row per pair: a success wins over failures; otherwise the last answer."""
         out: dict[str, ResultRow] = {}
         for r in self.rows():
-            prev = out.get(r["pair"])
-            if prev is None or r["success"] or not prev["success"]:
+            if _supersedes(r, out.get(r["pair"])):
                 out[r["pair"]] = r
         return out
+
+    def latest_index(self, path: Path) -> DiskIndex:
+        """:meth:`latest` in a task-local on-disk index (``path``), for a stage that must not
+        hold one result per record of a large run in memory; the caller closes it."""
+        index = DiskIndex(path)
+        for chunk in chunked(self.rows(), 2000):
+            earlier = index.get_many({r["pair"] for r in chunk})
+            for r in chunk:
+                if _supersedes(r, earlier.get(r["pair"])):
+                    earlier[r["pair"]] = r
+            index.put_many((r["pair"], r) for r in earlier.values())
+        return index
+
+
+def _supersedes(row: ResultRow, prev: ResultRow | None) -> bool:
+    """Whether ``row`` is a pair's answer over ``prev``: a success wins over failures, otherwise
+    the later answer counts."""
+    return prev is None or row["success"] or not prev["success"]

@@ -49,7 +49,7 @@ class RunTally:
     events: Counter = field(default_factory=Counter)
     event_examples: dict[str, list[str]] = field(default_factory=dict)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
-    passed: dict[str, set[str]] = field(default_factory=dict)  # direction -> keys that passed
+    passed: dict[str, set[str]] = field(default_factory=dict)  # direction -> prior keys that passed
 
     # -- what happened to a row ------------------------------------------------------------------
     def row(
@@ -88,8 +88,11 @@ class RunTally:
         return outcome
 
     def passed_key(self, direction: str, key: str) -> None:
-        """``key`` wrote (or needed nothing) in ``direction``: its quarantine row, if any, resolves."""
-        self.passed.setdefault(direction, set()).add(key)
+        """``key`` wrote (or needed nothing) in ``direction``: its quarantine row, if any, resolves.
+        Only keys quarantined before the run have a row to resolve, so only they are kept: the
+        set follows the quarantine's size, not the run's (a full resync passes millions)."""
+        if (direction, key) in self.prior:
+            self.passed.setdefault(direction, set()).add(key)
 
     def event(self, name: str, detail: str = "", n: int = 1) -> None:
         self.events[name] += n

@@ -8,9 +8,8 @@ without waiting for it to change again.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +23,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def unique(records: Iterable[dict[str, Any]], key: str) -> Iterator[dict[str, Any]]:
-    """Each record once (the first time its id is seen), streamed: only ids stay in memory."""
-    seen: set[str] = set()
+def with_retries(
+    records: Iterable[dict[str, Any]],
+    key: str,
+    retry: Iterable[str],
+    fetch: Callable[[list[str]], Iterable[dict[str, Any]]],
+) -> Iterator[dict[str, Any]]:
+    """The window's records, then the quarantined ones (``retry`` ids) the window did not return
+    already, read with ``fetch``. Each record once: the readers never return a record twice
+    (query locators on Salesforce; ``id_walk`` / ``range_scan`` on Lead Gen & CRM), so only
+    the retry ids stay in memory -- the quarantine's size, not the window's."""
+    pending = dict.fromkeys(str(i) for i in retry)
     for r in records:
-        k = str(r[key])
-        if k not in seen:
-            seen.add(k)
-            yield r
+        pending.pop(str(r[key]), None)
+        yield r
+    if pending:
+        yield from fetch(list(pending))
 
 
 def retry_ids(rt: TaskRuntime, direction: str) -> list[str]:
@@ -58,12 +65,12 @@ def extract_salesforce(rt: TaskRuntime) -> dict[str, Any]:
                 sobject, fields, ctx.window_start, ctx.window_end, include_deleted=True
             )
         mine = [i for i in retry if is_of(i, sobject)]
-        if mine:
-            records = itertools.chain(
-                records, sf.query_by_values(sobject, fields, "Id", mine, include_deleted=True)
-            )
+
+        def by_id(ids: list[str], sobject: str = sobject, fields: list[str] = fields) -> Any:
+            return sf.query_by_values(sobject, fields, "Id", ids, include_deleted=True)
+
         counts[sobject] = ctx.folder.write_jsonl(
-            f"extract/sf_{sobject}.jsonl", unique(records, "Id")
+            f"extract/sf_{sobject}.jsonl", with_retries(records, "Id", mine, by_id)
         )
         counts[f"{sobject}_retried"] = len(mine)
     log.info(
@@ -89,9 +96,9 @@ def extract_leadgen(rt: TaskRuntime) -> dict[str, Any]:
         end = ctx.window_end - timedelta(seconds=1)
         records = lg.get_leads_date_range(ctx.window_start, end, timestamp="update")
     retry = retry_ids(rt, LG_TO_SF)
-    if retry:
-        records = itertools.chain(records, lg.get_leads_by_ids(retry))
-    n = ctx.folder.write_jsonl("extract/lg.jsonl", unique(records, "id"))
+    n = ctx.folder.write_jsonl(
+        "extract/lg.jsonl", with_retries(records, "id", retry, lg.get_leads_by_ids)
+    )
     log.info(
         "extract leadgen: leads=%d in [%s, %s) (retried from quarantine: %d) api_calls=%d",
         n,

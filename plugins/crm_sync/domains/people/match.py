@@ -26,6 +26,7 @@ from crm_sync.domains.people.matcher import Matcher, sf_index_rows
 from crm_sync.domains.people.pairing import pairs_from_leadgen, pairs_from_salesforce
 from crm_sync.domains.people.pairs import Pair
 from crm_sync.pipeline.files import DiskIndex
+from crm_sync.pipeline.spill import DiskSet
 
 if TYPE_CHECKING:
     from crm_sync.tasks import TaskRuntime
@@ -39,13 +40,18 @@ def match(rt: TaskRuntime) -> dict[str, Any]:
     folder = ctx.folder
     lg_index = DiskIndex(ctx.scratch("match/lg.db"))
     sf_index = DiskIndex(ctx.scratch("match/sf.db"), columns=("object", "email", "modified"))
+    sf_fetched = DiskIndex(ctx.scratch("match/sf_fetched.db"))
+    covered_sf, covered_lg = (DiskSet(ctx.scratch(f"match/covered_{s}.db")) for s in ("sf", "lg"))
     try:
         lg_index.put_many((str(r["id"]), r) for r in folder.read_jsonl("extract/lg.jsonl"))
         for sobject in specs:
             sf_index.put_many(
                 sf_index_rows(sobject, folder.read_jsonl(f"extract/sf_{sobject}.jsonl"))
             )
-        m = Matcher(ctx, rt.salesforce, rt.leadgen, rt.store, specs, lg_index, sf_index)
+        m = Matcher(
+            ctx, rt.salesforce, rt.leadgen, rt.store, specs, lg_index, sf_index,
+            sf_fetched, covered_sf, covered_lg,
+        )  # fmt: skip
         m.preferred = m.preferred_by_email()
         events: Counter = Counter()
 
@@ -58,14 +64,15 @@ def match(rt: TaskRuntime) -> dict[str, Any]:
 
         n = folder.write_jsonl("pairs/pairs.jsonl", counted())
     finally:
-        lg_index.close()
-        sf_index.close()
+        for resource in (lg_index, sf_index, sf_fetched, covered_sf, covered_lg):
+            resource.close()
     log.info(
-        "match: pairs=%d %s events=%s sf_api_calls=%d lg_api_calls=%d",
+        "match: pairs=%d %s events=%s sf_api_calls=%d lg_api_calls=%d ids_spilled_to_disk=%d",
         n,
         " ".join(f"{k}={v}" for k, v in sorted(m.counts.items()) if k != "pairs"),
         dict(events),
         m.sf.api_calls,
         m.lg.api_calls,
+        covered_sf.spilled + covered_lg.spilled,
     )
     return {"pairs": n, "counts": dict(m.counts), "events": dict(events)}

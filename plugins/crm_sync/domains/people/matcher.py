@@ -38,6 +38,7 @@ from crm_sync.domains.people.rules import (
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import DiskIndex
+from crm_sync.pipeline.spill import DiskSet
 from crm_sync.pipeline.transform import parse_sf_datetime
 
 if TYPE_CHECKING:
@@ -71,11 +72,15 @@ class Matcher:
     specs: dict[str, ObjectSpec]
     lg_index: DiskIndex
     sf_index: DiskIndex
+    # Salesforce records read by id that did not change in the window (None: not found), so
+    # each is read once per run and every pair sees the same version of it.
+    sf_fetched: DiskIndex
+    # Ids already handed to a pair (each record belongs to one pair per run); on disk past a
+    # buffer, so a full resync of a large org does not hold them all in memory.
+    covered_sf: DiskSet | set[str]
+    covered_lg: DiskSet | set[str]
     counts: Counter = field(default_factory=Counter)
-    covered_sf: set[str] = field(default_factory=set)
-    covered_lg: set[str] = field(default_factory=set)
     preferred: dict[str, str] = field(default_factory=dict)
-    _sf_cache: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     @property
     def id_field(self) -> str | None:
@@ -83,21 +88,26 @@ class Matcher:
 
     # -- lookups -----------------------------------------------------------------------------
     def sf_by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Current Salesforce records by id (deleted ones included), changed-set first."""
-        want = [i for i in dict.fromkeys(ids) if i and i not in self._sf_cache]
-        if want:
-            found = self.sf_index.get_many(want)
-            missing = [i for i in want if i not in found]
+        """Current Salesforce records by id (deleted ones included): the changed set first,
+        then those read earlier in this run, then one query per object for the rest."""
+        want = [i for i in dict.fromkeys(ids) if i]
+        found = self.sf_index.get_many(want)
+        rest = [i for i in want if i not in found]
+        if rest:
+            found.update(self.sf_fetched.get_many(rest))
+            missing = [i for i in rest if i not in found]
+            read: dict[str, dict[str, Any] | None] = dict.fromkeys(missing)
             for sobject, spec in self.specs.items():
                 mine = [i for i in missing if is_of(i, sobject)]
                 if mine:
                     for r in self.sf.query_by_values(
                         sobject, sf_fields(spec), "Id", mine, include_deleted=True
                     ):
-                        found[r["Id"]] = r
-            for i in want:
-                self._sf_cache[i] = found.get(i)
-        return {i: self._sf_cache[i] for i in ids if i and self._sf_cache.get(i) is not None}
+                        read[r["Id"]] = r
+            if read:
+                self.sf_fetched.put_many(read.items())
+                found.update(read)
+        return {i: r for i, r in found.items() if r is not None}
 
     def lg_by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         # Lead Gen & CRM ids are integers (64-bit). A record-link field holding anything else

@@ -128,7 +128,6 @@ def pairs_from_salesforce(m: Matcher) -> Iterator[Pair]:
         if not ids:
             continue
         recs = m.sf_index.get_many(ids)
-        m._sf_cache.update(recs)
         links = m.store.links_by_sf(DOMAIN, ids)
         linked_lg_ids = [
             lk.lg_id for lst in links.values() for lk in lst if lk.lg_id not in m.covered_lg

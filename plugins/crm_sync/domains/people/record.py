@@ -22,6 +22,7 @@ from crm_sync.definitions import LG_TO_SF, SF_TO_LG
 from crm_sync.domains.people.rules import DOMAIN, LG_OBJECT
 from crm_sync.pipeline.apply import StateChanges
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.quarantine import QuarantineEntry, Source
 from crm_sync.pipeline.results import ResultLog, ResultRow
 from crm_sync.pipeline.tally import RunTally
@@ -65,6 +66,7 @@ class Side:
         )
 
 
+CHUNK = 500  # plans whose results are read from the on-disk indexes at once
 SIDES = (
     Side("sf", LG_TO_SF, "salesforce", "lg"),
     Side("lg", SF_TO_LG, "leadgen", "sf"),
@@ -257,32 +259,56 @@ def _agreed(plan: Plan, sf: SideOutcome, lg: SideOutcome, sf_res: ResultRow | No
 
 def walk(ctx: RunContext) -> Callable[[RunTally, StateChanges], None]:
     def run(tally: RunTally, changes: StateChanges) -> None:
-        results = {s.prefix: ResultLog(ctx.folder, s.prefix).latest() for s in SIDES}
-        for plan in ctx.folder.read_jsonl("plans/validated.jsonl"):
-            tally.add_events(plan.get("events") or [])
-            if plan.get("conflicts"):
-                tally.event("conflict", n=len(plan["conflicts"]))
-            sf, lg = (side_outcome(ctx, tally, plan, s, results[s.prefix]) for s in SIDES)
-            tally.row(
-                writes=bool(plan.get("sf_op") or plan.get("lg_op")),
-                rejected=[o.rejected for o in (sf, lg) if o.rejected],
-                attempted=sf.attempted and lg.attempted,
+        # Each side's results indexed on disk and read a chunk of plans at a time: a full
+        # resync has one result per record, too many to hold in memory.
+        indexes = {
+            s.prefix: ResultLog(ctx.folder, s.prefix).latest_index(
+                ctx.scratch(f"record/results_{s.prefix}.db")
             )
-            if ctx.dry_run:
-                continue
-            if sf.ok and plan.get("lg_id"):
-                tally.passed_key(LG_TO_SF, f"lg:{plan['lg_id']}")
-            if lg.ok and plan.get("sf_id"):
-                tally.passed_key(SF_TO_LG, f"sf:{plan['sf_id']}")
-            lg_id = lg.new_id or plan.get("lg_id")
-            sf_id = sf.new_id or plan.get("sf_id")
-            if not lg_id or not sf_id:
-                continue
-            agreed = _agreed(plan, sf, lg, results["sf"].get(plan["pair"]))
-            state = PairState(plan, str(lg_id), str(sf_id), agreed, sf.ok, lg.ok)
-            link_change(changes, tally, state, ctx.run_id)
+            for s in SIDES
+        }
+        try:
+            for plans in chunked(ctx.folder.read_jsonl("plans/validated.jsonl"), CHUNK):
+                keys = [p["pair"] for p in plans]
+                results = {prefix: ix.get_many(keys) for prefix, ix in indexes.items()}
+                for plan in plans:
+                    _walk_plan(ctx, tally, changes, plan, results)
+        finally:
+            for ix in indexes.values():
+                ix.close()
 
     return run
+
+
+def _walk_plan(
+    ctx: RunContext,
+    tally: RunTally,
+    changes: StateChanges,
+    plan: Plan,
+    results: dict[str, dict[str, ResultRow]],
+) -> None:
+    tally.add_events(plan.get("events") or [])
+    if plan.get("conflicts"):
+        tally.event("conflict", n=len(plan["conflicts"]))
+    sf, lg = (side_outcome(ctx, tally, plan, s, results[s.prefix]) for s in SIDES)
+    tally.row(
+        writes=bool(plan.get("sf_op") or plan.get("lg_op")),
+        rejected=[o.rejected for o in (sf, lg) if o.rejected],
+        attempted=sf.attempted and lg.attempted,
+    )
+    if ctx.dry_run:
+        return
+    if sf.ok and plan.get("lg_id"):
+        tally.passed_key(LG_TO_SF, f"lg:{plan['lg_id']}")
+    if lg.ok and plan.get("sf_id"):
+        tally.passed_key(SF_TO_LG, f"sf:{plan['sf_id']}")
+    lg_id = lg.new_id or plan.get("lg_id")
+    sf_id = sf.new_id or plan.get("sf_id")
+    if not lg_id or not sf_id:
+        return
+    agreed = _agreed(plan, sf, lg, results["sf"].get(plan["pair"]))
+    state = PairState(plan, str(lg_id), str(sf_id), agreed, sf.ok, lg.ok)
+    link_change(changes, tally, state, ctx.run_id)
 
 
 def record(rt: TaskRuntime) -> dict[str, Any]:
