@@ -17,21 +17,12 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
-from crm_sync.dag_defaults import START_DATE, default_args
+from crm_sync.dag_defaults import manual_dag
 
 DAG_ID = "crm_sync_backup"
 
 
-@dag(
-    dag_id=DAG_ID,
-    schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    tags=["crm-sync"],
-    doc_md=__doc__,
-)
+@dag(schedule=None, **manual_dag(DAG_ID, __doc__))
 def crm_sync_backup():
     @task
     def backup() -> dict:

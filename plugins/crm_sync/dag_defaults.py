@@ -15,13 +15,28 @@ HOURLY_CRON = "0 * * * *"
 
 
 def default_args() -> dict[str, Any]:
-    """Retries with backoff for transient failures (fatal ones skip them: see flows.common),
+    """Retries with backoff for transient failures (fatal ones skip them: see ``tasks.TaskRuntime``),
     and a summary alert when a task finally fails."""
     return {
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
         "retry_exponential_backoff": True,
         "on_failure_callback": [SyncAlertNotifier()],
+    }
+
+
+def manual_dag(dag_id: str, doc_md: str | None) -> dict[str, Any]:
+    """``@dag`` arguments of a DAG run only by hand (preflight, backup), but its ``schedule=None``
+    (written in the DAG file, where readers and Airflow's lint rules look): one run at a time,
+    the shared retries and alert."""
+    return {
+        "dag_id": dag_id,
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(),
+        "tags": ["crm-sync"],
+        "doc_md": doc_md,
     }
 
 
