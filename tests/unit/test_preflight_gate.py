@@ -107,6 +107,25 @@ def test_a_failing_gate_raises_the_fixes_and_checks_again_next_time() -> None:
     assert fixed.opened
 
 
+def test_a_spec_that_does_not_load_is_refused_before_any_client_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The specs are read first, offline: a broken one costs no API call."""
+    folder = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS_DIR_DEFAULT, folder)
+    text = (folder / "leads.yaml").read_text().replace("direction: push", "direction: sideways", 1)
+    (folder / "leads.yaml").write_text(text)
+    monkeypatch.setenv("CRM_SYNC_MAPPINGS_DIR", str(folder))
+    rt = Runtime()
+    with pytest.raises(ConfigError) as err:
+        gate(rt)
+    assert str(err.value).startswith(
+        "mapping specs do not load, so the sync cannot run: leads.yaml"
+    )
+    assert "direction" in str(err.value)
+    assert rt.opened == []
+
+
 def test_a_gate_that_could_not_finish_is_retried() -> None:
     sf = FakeSalesforce()
     sf.failures["query"] = RetriableError("Salesforce query: connection failed", code="CONNECTION")

@@ -91,6 +91,19 @@ def load_spec_set(directory: str | Path | None = None) -> SpecSet:
     return out
 
 
+def loadable_spec_set(purpose: str, directory: str | Path | None = None) -> SpecSet:
+    """:func:`load_spec_set`, or ``ConfigError`` naming every file that does not load and why
+    (``purpose`` says what cannot be done without them). No API call: a broken spec stops a
+    run before either system is asked anything."""
+    specs = load_spec_set(directory)
+    if specs.errors:
+        raise ConfigError(
+            f"mapping specs do not load, so {purpose}: "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(specs.errors.items()))
+        )
+    return specs
+
+
 class Facts:
     """Both systems and the specs, as the checks see them (see the module docstring).
 

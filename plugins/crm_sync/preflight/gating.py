@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from crm_sync.errors import ConfigError, RetriableError
+from crm_sync.preflight.facts import loadable_spec_set
 from crm_sync.preflight.model import Report, Status
 from crm_sync.preflight.record import (
     connection_identity,
@@ -85,6 +86,7 @@ def gate(rt: RuntimeLike, *, identity: Mapping[str, Any] | None = None) -> dict[
     failed check with its fix, or ``RetriableError`` when a check could not finish for a passing
     reason. ``identity`` overrides :func:`connection_identity` (tests).
     """
+    loadable_spec_set("the sync cannot run")  # a broken spec needs no API call to refuse
     identity = identity if identity is not None else connection_identity(rt.conn_ids)
     key = record_key(identity)
     previous = load_record(key)
