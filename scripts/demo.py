@@ -250,7 +250,8 @@ def main() -> int:
         say("\n-- 0. preflight and backup (the sync DAGs' gate then passes at once)")
         from crm_sync.backup.demo import preflight_and_backup
 
-        ready = preflight_and_backup()
+        with quiet(LOG_DIR / "00-preflight-backup.log"):
+            ready = preflight_and_backup()
         for line in ready.lines():
             say(f"   {line}")
         if not ready.ok:
