@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from crm_sync.state.store import SyncStore
 from tests.e2e.conftest_health import (
     CHROMIUM,
     PEOPLE_DAG,
@@ -298,8 +299,42 @@ def test_pages_render_in_chromium(server: ApiServer, admin_token: str) -> None:
     assert (item["status"], item["attempts"]) == ("retry", 0)
 
 
+# A record with what real runs write: Airflow's long run ids, a long detail, a custom field's
+# systemName and a long URL (the seeded store's run ids are short).
+LONG_RUN_IDS = ("scheduled__2026-11-27T10:00:00+00:00", "manual__2026-11-27T10:17:43.123456+00:00")
+
+
+def _add_realistic_record(server: ApiServer) -> None:
+    store = SyncStore(f"sqlite:///{server.state_db}")
+    try:
+        store.upsert_link(
+            "person",
+            "1099",
+            "Lead",
+            "00Q000000000099AAA",
+            synced_values={
+                "emailAddress": "quinn.quartermaine-longname@subsidiary.example.co.uk",
+                "product_interest_5f1a2b3c4d5e6": "Email Marketing",
+                "website": "https://www.example.co.uk/a/very/long/path/without/any/spaces?utm_source=newsletter",
+            },
+            run_id=LONG_RUN_IDS[0],
+        )
+        store.upsert_link(
+            "person",
+            "1099",
+            "Contact",
+            "003000000000099AAA",
+            run_id=LONG_RUN_IDS[1],
+            event="converted",
+            detail="00Q000000000099AAA converted to 003000000000099AAA (account 001000000000099AAA)",
+        )
+    finally:
+        store.dispose()
+
+
 # Every page the plugin renders, in the states that lay out differently.
 LAYOUT_PAGES = {
+    "lookup (long run ids and values)": "/crm-sync/ui/lookup?q=1099",
     "overview": "/crm-sync/ui/overview",
     "quarantine": "/crm-sync/ui/quarantine?status=all",
     "lookup (converted, quarantined)": "/crm-sync/ui/lookup?q=ann.archer%40example.com",
@@ -343,6 +378,7 @@ async def _overlaps(server: ApiServer, token: str, ws_url: str) -> dict[str, obj
 def test_no_page_has_overlapping_elements_at_1280_or_600_px(
     server: ApiServer, admin_token: str
 ) -> None:
+    _add_realistic_record(server)  # a link only: no other test counts links
     with run_chromium() as ws_url:
         seen = asyncio.run(_overlaps(server, admin_token, ws_url))
     planted = seen.pop("planted")
