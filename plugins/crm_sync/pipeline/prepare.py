@@ -17,6 +17,7 @@ from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.owners import OwnerMap, build_owner_map
 from crm_sync.mapping.schema import LiveSchema, check_spec_against_schema
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.scope import check_scopes
 from crm_sync.pipeline.window import compute_window, run_kind
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def prepare(
     specs = load_specs(spec_names)
     schema = read_live_schema(specs, sf, lg, extra_sf_objects)
     check_specs(specs, schema)
+    check_scopes(specs, schema, lg)
     owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
     ctx.folder.write_json("schema.json", schema.to_dict())
     ctx.folder.write_json("owners.json", owners.to_dict())
