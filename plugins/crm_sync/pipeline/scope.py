@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from crm_sync.errors import ConfigError
@@ -218,19 +219,21 @@ def in_scope(scope: ScopeFilter | None, record: Mapping[str, Any]) -> bool:
 
 def scope_mask(scope: ScopeFilter | None, frame: pd.DataFrame) -> pd.Series:
     """:func:`in_scope` for every row of ``frame`` (columns named like the record fields), one
-    column at a time: a boolean Series aligned with ``frame``'s index."""
-    mask = pd.Series(True, index=frame.index, dtype=bool)
-    if scope is None:
-        return mask
-    missing = [f for f in scope.fields if f not in frame.columns]
-    if missing:
-        raise ValueError(f"the {scope.system} frame has no column {missing[0]!r}")
-    for cond in scope.conditions:
-        holds = frame[cond.field].map(lambda v, c=cond: condition_holds(c, scope.system, v))
-        mask &= holds.astype(bool)
-    if scope.members is not None:
-        mask &= frame[scope.id_field].map(lambda v: str(v) in scope.members).astype(bool)
-    return mask
+    column at a time, each condition only on the rows the earlier ones kept: a boolean Series
+    aligned with ``frame``'s index."""
+    keep = np.ones(len(frame), dtype=bool)
+    if scope is not None:
+        missing = [f for f in scope.fields if f not in frame.columns]
+        if missing:
+            raise ValueError(f"the {scope.system} frame has no column {missing[0]!r}")
+        members = scope.members
+        if members is not None:
+            keep &= np.array([str(v) in members for v in frame[scope.id_field]], dtype=bool)
+        for cond in scope.conditions:
+            rows = np.flatnonzero(keep)
+            values = frame[cond.field].to_numpy(dtype=object)[rows]
+            keep[rows] = [condition_holds(cond, scope.system, v) for v in values]
+    return pd.Series(keep, index=frame.index, dtype=bool)
 
 
 def read_list_members(lg: LeadGenClient, list_ids: Iterable[int]) -> frozenset[str]:
