@@ -28,13 +28,13 @@ sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 import pandas as pd  # noqa: E402
 
 from crm_sync.clients.salesforce.util import to_18  # noqa: E402
-from crm_sync.mapping.models import ObjectSpec  # noqa: E402
 from crm_sync.mapping.schema import LiveSchema  # noqa: E402
 from crm_sync.mapping.scope import compile_soql  # noqa: E402
 from crm_sync.pipeline.record_ids import parse_record_ids  # noqa: E402
 from crm_sync.pipeline.scope import bind_scope, in_scope, scope_mask  # noqa: E402
 from sandbox.leadgen.catalog import FIELDS_BY_RELATIONSHIP  # noqa: E402
 from sandbox.salesforce.schema import default_objects  # noqa: E402
+from tests.unit.scope_fixtures import person_spec  # noqa: E402
 
 TIER = "customer_tier_5f1a2b3c4d5e7"
 
@@ -53,19 +53,6 @@ def schema() -> LiveSchema:
     return s
 
 
-def spec(scope: dict) -> ObjectSpec:
-    return ObjectSpec.model_validate(
-        {
-            "version": 1,
-            "kind": "leads",
-            "leadgen_object": "lead",
-            "salesforce_object": "Lead",
-            "scope": scope,
-            "fields": [{"leadgen": "emailAddress", "salesforce": "Email", "direction": "push"}],
-        }
-    )
-
-
 def timed(fn, repeat: int = 1) -> float:
     start = time.perf_counter()
     for _ in range(repeat):
@@ -79,16 +66,14 @@ def main() -> None:
     n = ap.parse_args().records
     rng = random.Random(17)
     live = schema()
-    lg_spec = spec(
-        {
-            "leadgen": {
-                "where": [
-                    {"field": "leadStatus", "op": "not_in", "values": ["unqualified"]},
-                    {"field": "leadScore", "op": "gt", "value": 10},
-                    {"field": TIER, "op": "contains", "value": "ol"},
-                ],
-                "lists": [1],
-            }
+    lg_spec = person_spec(
+        leadgen={
+            "where": [
+                {"field": "leadStatus", "op": "not_in", "values": ["unqualified"]},
+                {"field": "leadScore", "op": "gt", "value": 10},
+                {"field": TIER, "op": "contains", "value": "ol"},
+            ],
+            "lists": [1],
         }
     )
     leads = [
@@ -116,22 +101,20 @@ def main() -> None:
     seconds = timed(lambda: scope_mask(scope, frame))
     print(f"scope_mask    {n:,} rows:  {seconds:.2f} s, {n / seconds:,.0f} rows/s")
 
-    sf_spec = spec(
-        {
-            "salesforce": {
-                "where": [
-                    {"field": "LeadSource", "op": "in", "values": ["Web", "Partner Referral"]},
-                    {"field": "Country", "op": "not_blank"},
-                    {"field": "City", "op": "contains", "value": "O'Brien 50%"},
-                    {"field": "NumberOfEmployees", "op": "gte", "value": 50},
-                    {"field": "AnnualRevenue", "op": "lt", "value": 1e7},
-                    {"field": "CreatedDate", "op": "gte", "value": date(2024, 1, 1)},
-                    {"field": "HasOptedOutOfEmail", "op": "eq", "value": False},
-                    {"field": "Rating", "op": "ne", "value": "Cold"},
-                    {"field": "Status", "op": "not_in", "values": ["Closed - Not Converted"]},
-                    {"field": "Title", "op": "blank"},
-                ]
-            }
+    sf_spec = person_spec(
+        salesforce={
+            "where": [
+                {"field": "LeadSource", "op": "in", "values": ["Web", "Partner Referral"]},
+                {"field": "Country", "op": "not_blank"},
+                {"field": "City", "op": "contains", "value": "O'Brien 50%"},
+                {"field": "NumberOfEmployees", "op": "gte", "value": 50},
+                {"field": "AnnualRevenue", "op": "lt", "value": 1e7},
+                {"field": "CreatedDate", "op": "gte", "value": date(2024, 1, 1)},
+                {"field": "HasOptedOutOfEmail", "op": "eq", "value": False},
+                {"field": "Rating", "op": "ne", "value": "Cold"},
+                {"field": "Status", "op": "not_in", "values": ["Closed - Not Converted"]},
+                {"field": "Title", "op": "blank"},
+            ]
         }
     )
     seconds = timed(lambda: compile_soql(sf_spec.scope, "Lead", live), repeat=2000)

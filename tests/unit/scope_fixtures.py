@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.schema import LiveSchema
 from tests.unit.schema_fixtures import LG_CUSTOM, PERSON_FIELDS, _f, sandbox_like_schema
@@ -58,3 +60,13 @@ def sf_where(*conditions: dict[str, object]) -> ObjectSpec:
 
 def lg_where(*conditions: dict[str, object]) -> ObjectSpec:
     return person_spec(leadgen={"where": list(conditions)})
+
+
+def cond(field: str, op: str, value: Any = None, values: list[Any] | None = None) -> dict:
+    """One condition as a spec writes it (``value``/``values`` only when given)."""
+    out: dict[str, Any] = {"field": field, "op": op}
+    if value is not None:
+        out["value"] = value
+    if values is not None:
+        out["values"] = values
+    return out

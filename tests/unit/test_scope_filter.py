@@ -19,7 +19,7 @@ from crm_sync.pipeline.scope import (
     read_list_members,
     scope_mask,
 )
-from tests.unit.scope_fixtures import lg_where, person_spec, scope_schema, sf_where
+from tests.unit.scope_fixtures import cond, lg_where, person_spec, scope_schema, sf_where
 
 pytestmark = pytest.mark.unit
 
@@ -32,15 +32,6 @@ def sf_holds(condition: dict[str, Any], value: Any) -> bool:
 def lg_holds(condition: dict[str, Any], value: Any) -> bool:
     scope = bind_scope(lg_where(condition), "leadgen", scope_schema())
     return in_scope(scope, {"id": "1", condition["field"]: value})
-
-
-def cond(field: str, op: str, value: Any = None, values: list[Any] | None = None) -> dict:
-    out: dict[str, Any] = {"field": field, "op": op}
-    if value is not None:
-        out["value"] = value
-    if values is not None:
-        out["values"] = values
-    return out
 
 
 # (condition, record value as Salesforce's JSON has it, in scope?) — SOQL's semantics

@@ -6,24 +6,11 @@ from __future__ import annotations
 import pytest
 
 from crm_sync.errors import ConfigError
-from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.pipeline.scope import bind_scope, check_scopes, in_scope, read_list_members
+from tests.unit.scope_fixtures import person_spec
 
 pytestmark = pytest.mark.contract
-
-
-def spec_with(leadgen_scope: dict) -> ObjectSpec:
-    return ObjectSpec.model_validate(
-        {
-            "version": 1,
-            "kind": "leads",
-            "leadgen_object": "lead",
-            "salesforce_object": "Lead",
-            "scope": {"leadgen": leadgen_scope},
-            "fields": [{"leadgen": "emailAddress", "salesforce": "Email", "direction": "push"}],
-        }
-    )
 
 
 def test_list_members_and_field_conditions_on_real_leads(client, admin) -> None:
@@ -44,8 +31,8 @@ def test_list_members_and_field_conditions_on_real_leads(client, admin) -> None:
     vip = admin.post("/lists", {"name": "VIP", "leadIDs": members})["listID"]
     other = admin.post("/lists", {"name": "Other", "leadIDs": [ids["in-hot"]]})["listID"]
 
-    spec = spec_with(
-        {
+    spec = person_spec(
+        leadgen={
             "where": [
                 {"field": "leadStatus", "op": "not_in", "values": ["unqualified"]},
                 {"field": "customer_tier_5f1a2b3c4d5e7", "op": "ne", "value": "silver"},
@@ -68,7 +55,7 @@ def test_list_members_and_field_conditions_on_real_leads(client, admin) -> None:
 
 def test_prepare_refuses_a_list_the_account_does_not_have(client, admin) -> None:
     real = admin.post("/lists", {"name": "Newsletter", "leadIDs": []})["listID"]
-    spec = spec_with({"lists": [int(real), 987654]})
+    spec = person_spec(leadgen={"lists": [int(real), 987654]})
     schema = LiveSchema()
     schema.add_leadgen_fields(client.get_fields())
     with pytest.raises(ConfigError, match=r"scope.leadgen.lists\[1\]: Lead Gen & CRM list 987654"):

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.schema import LiveSchema
 from crm_sync.mapping.scope import compile_soql
 from crm_sync.pipeline.scope import bind_scope, in_scope
+from tests.unit.scope_fixtures import cond, sf_where
 
 pytestmark = pytest.mark.contract
 
@@ -37,53 +37,44 @@ RECORDS = [
 ]
 
 
-def c(field: str, op: str, value: Any = None, values: list[Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"field": field, "op": op}
-    if value is not None:
-        out["value"] = value
-    if values is not None:
-        out["values"] = values
-    return out
-
-
 SCOPES: list[list[dict[str, Any]]] = [
-    [c("City", "eq", "O'Brien's Town")],
-    [c("City", "eq", "o'brien's town")],
-    [c("City", "ne", "back\\slash")],
-    [c("City", "eq", "line\nbreak")],
-    [c("City", "in", values=["' OR Name != null OR Name = '", "SELECT Id FROM User"])],
-    [c("City", "not_in", values=["New York", "line\nbreak", "50% off_now"])],
-    [c("City", "contains", "50%")],
-    [c("City", "contains", "a_b")],
-    [c("City", "contains", "'")],
-    [c("City", "contains", "\\")],
-    [c("City", "blank")],
-    [c("City", "not_blank")],
-    [c("Rating", "eq", "HOT")],
-    [c("Rating", "in", values=["Hot", "Warm"])],
-    [c("Rating", "not_in", values=["Hot", "Warm"])],
-    [c("Rating", "ne", "Cold")],
-    [c("LeadGen_Score__c", "gt", 10)],
-    [c("LeadGen_Score__c", "gte", 50)],
-    [c("LeadGen_Score__c", "lt", 50.5)],
-    [c("LeadGen_Score__c", "lte", 0)],
-    [c("LeadGen_Score__c", "eq", 50)],
-    [c("LeadGen_Score__c", "ne", 50)],
-    [c("LeadGen_Score__c", "in", values=[10, 12.25, -5])],
-    [c("LeadGen_Score__c", "not_in", values=[10, 90])],
-    [c("LeadGen_Score__c", "blank")],
-    [c("HasOptedOutOfEmail", "eq", True)],
-    [c("HasOptedOutOfEmail", "ne", True)],
-    [c("CreatedDate", "gte", datetime(2026, 11, 1, 10, 30, tzinfo=UTC))],
-    [c("CreatedDate", "gt", datetime(2026, 11, 1, 10, 30))],
-    [c("CreatedDate", "lt", date(2026, 11, 1))],
-    [c("CreatedDate", "lte", datetime(2026, 11, 1, 10, 30, tzinfo=UTC))],
-    [c("Email", "contains", "@x.com")],
-    [c("Email", "ne", "a@x.com")],
+    [cond("City", "eq", "O'Brien's Town")],
+    [cond("City", "eq", "o'brien's town")],
+    [cond("City", "ne", "back\\slash")],
+    [cond("City", "eq", "line\nbreak")],
+    [cond("City", "in", values=["' OR Name != null OR Name = '", "SELECT Id FROM User"])],
+    [cond("City", "not_in", values=["New York", "line\nbreak", "50% off_now"])],
+    [cond("City", "contains", "50%")],
+    [cond("City", "contains", "a_b")],
+    [cond("City", "contains", "'")],
+    [cond("City", "contains", "\\")],
+    [cond("City", "blank")],
+    [cond("City", "not_blank")],
+    [cond("Rating", "eq", "HOT")],
+    [cond("Rating", "in", values=["Hot", "Warm"])],
+    [cond("Rating", "not_in", values=["Hot", "Warm"])],
+    [cond("Rating", "ne", "Cold")],
+    [cond("LeadGen_Score__c", "gt", 10)],
+    [cond("LeadGen_Score__c", "gte", 50)],
+    [cond("LeadGen_Score__c", "lt", 50.5)],
+    [cond("LeadGen_Score__c", "lte", 0)],
+    [cond("LeadGen_Score__c", "eq", 50)],
+    [cond("LeadGen_Score__c", "ne", 50)],
+    [cond("LeadGen_Score__c", "in", values=[10, 12.25, -5])],
+    [cond("LeadGen_Score__c", "not_in", values=[10, 90])],
+    [cond("LeadGen_Score__c", "blank")],
+    [cond("HasOptedOutOfEmail", "eq", True)],
+    [cond("HasOptedOutOfEmail", "ne", True)],
+    [cond("CreatedDate", "gte", datetime(2026, 11, 1, 10, 30, tzinfo=UTC))],
+    [cond("CreatedDate", "gt", datetime(2026, 11, 1, 10, 30))],
+    [cond("CreatedDate", "lt", date(2026, 11, 1))],
+    [cond("CreatedDate", "lte", datetime(2026, 11, 1, 10, 30, tzinfo=UTC))],
+    [cond("Email", "contains", "@x.com")],
+    [cond("Email", "ne", "a@x.com")],
     [
-        c("Rating", "not_blank"),
-        c("LeadGen_Score__c", "gte", 10),
-        c("City", "not_in", values=["axb"]),
+        cond("Rating", "not_blank"),
+        cond("LeadGen_Score__c", "gte", 10),
+        cond("City", "not_in", values=["axb"]),
     ],
 ]
 
@@ -115,16 +106,7 @@ def test_compile_soql_and_in_scope_select_the_same_records(client, leads) -> Non
     mismatches = []
     sizes = []
     for where in SCOPES:
-        spec = ObjectSpec.model_validate(
-            {
-                "version": 1,
-                "kind": "leads",
-                "leadgen_object": "lead",
-                "salesforce_object": "Lead",
-                "scope": {"salesforce": {"where": where}},
-                "fields": [{"leadgen": "emailAddress", "salesforce": "Email", "direction": "push"}],
-            }
-        )
+        spec = sf_where(*where)
         soql_where = compile_soql(spec.scope, "Lead", schema)
         by_soql = {r["Id"] for r in client.query(f"SELECT Id FROM Lead WHERE {soql_where}")}
         scope = bind_scope(spec, "salesforce", schema)
