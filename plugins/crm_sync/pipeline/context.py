@@ -28,9 +28,7 @@ class RunContext:
     dry_run: bool = False
     retry_quarantined: bool = False
     run_type: str = "manual"  # Airflow's: scheduled, manual, backfill, asset_triggered
-    run_kind: str = (
-        "backfill"  # the sync's: scheduled, now, backfill, targeted (pipeline/window.py)
-    )
+    run_kind: str = "backfill"  # the sync's: scheduled, now, backfill, targeted (window.py)
     lookback_minutes: int = 5
     caught_up_from: datetime | None = None
     max_reject_rate: float = 0.05
