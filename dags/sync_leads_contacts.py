@@ -15,7 +15,9 @@ quarantine, run report, watermark).
 **Params**: `full_resync` ignores the window; `dry_run` plans and validates every write and
 reports it, writing nothing; `retry_quarantined` also retries parked quarantine rows;
 `max_reject_rate` turns the run red when more rows than this share are rejected (after the good
-rows are loaded).
+rows are loaded); `record_ids` syncs exactly the records named (Lead Gen & CRM ids, Salesforce
+Lead/Contact ids or emails, up to 1,000, one per line or comma separated), whatever the window,
+and never moves the watermark (a *targeted* run).
 
 **Runs**: the hourly run syncs its hour, catching up from the watermark after a failure;
 **Trigger without a date syncs everything changed since the last sync, up to now**; a backfill
@@ -29,14 +31,31 @@ the sync state store (see the *Sync health* page).
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 from crm_sync.dag_defaults import HOURLY_CRON, START_DATE, default_args, sync_params
 
 DAG_ID = "sync_leads_contacts"
 PEOPLE_SYNCED = Asset("crm_sync://leads_contacts")
 
-PARAMS = sync_params("lead and contact")
+PARAMS = {
+    **sync_params("lead and contact"),
+    # Parsed and checked by crm_sync.pipeline.record_ids (MAX_RECORD_IDS = 1000) in prepare; the
+    # schema here only bounds what a trigger may send.
+    "record_ids": Param(
+        None,
+        type=["null", "array", "string"],
+        items={"type": "string", "maxLength": 320},
+        maxItems=1000,
+        maxLength=400_000,
+        title="Records to sync now",
+        description=(
+            "Sync exactly these records, whatever the window: Lead Gen & CRM ids, Salesforce "
+            "Lead/Contact ids (15 or 18 characters) or email addresses, up to 1,000, one per "
+            "line or comma separated. Never moves the watermark. Leave empty for a normal run."
+        ),
+    ),
+}
 
 
 @dag(

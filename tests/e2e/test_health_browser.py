@@ -4,7 +4,8 @@ One ``airflow api-server`` (fresh metadata DB, this repo's plugins, fixed logins
 vic/viewer, ``AIRFLOW_CONN_SYNC_STATE`` pointing at a seeded store) serves the whole module. The
 browser gets the UI's own login cookie (``_token``, httpOnly, as ``/auth/token/login`` sets it)
 and opens the three pages directly and through the Airflow UI's plugin route; the screenshots
-for docs/sync-health.md are written on every run.
+for docs/sync-health.md are written on every run. Every page is also laid out at 1280 px and at
+600 px and checked for overlapping text, cells, headings and labels (``OVERLAPS_JS``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from crm_sync.state.store import SyncStore
 from tests.e2e.conftest_health import (
     CHROMIUM,
     PEOPLE_DAG,
@@ -40,6 +42,77 @@ IMG_DIR = (
     else Path(tempfile.mkdtemp(prefix="sync_health_screens_"))
 )
 COOKIE = "_token"  # airflow.api_fastapi.auth.managers.base_auth_manager.COOKIE_NAME_JWT_TOKEN
+WIDTHS = (1280, 600)
+SHOWN_PER_LAYOUT = 6  # findings listed per page and width when the check fails  # a laptop window, and a narrow one (a split screen, the UI's side panel)
+
+# What a reader sees drawn over something else, in one layout of the page. The boxes compared:
+# every visible text fragment (one rectangle per line, from a Range over the text node), and the
+# border boxes of table cells, headings, labels, buttons, badges and form fields. Each box is
+# clipped to the ancestors that clip their content (overflow other than visible: a table
+# scrolling inside its card is fine, its hidden part is not drawn). Two boxes overlap when they
+# share more than TOLERANCE px in both directions and neither contains the other in the DOM (a
+# cell holds its text; a cell's text running into the next cell is an overlap). Also reported:
+# a page wider than the window (the whole page would scroll sideways).
+OVERLAPS_JS = r"""
+(() => {
+  const TOLERANCE = 1.5;
+  const SELECTOR = "th, td, h1, h2, h3, label, button, .button, .badge, summary, input, select";
+  const clipOf = (el) => {
+    let c = [-Infinity, -Infinity, Infinity, Infinity];
+    for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement) {
+      const cs = getComputedStyle(a);
+      if (cs.overflowX !== "visible" || cs.overflowY !== "visible") {
+        const r = a.getBoundingClientRect();
+        c = [Math.max(c[0], r.left), Math.max(c[1], r.top), Math.min(c[2], r.right), Math.min(c[3], r.bottom)];
+      }
+    }
+    return c;
+  };
+  const describe = (el) => {
+    const cls = el.className && typeof el.className === "string" ? "." + el.className.trim().split(/\s+/).join(".") : "";
+    return el.tagName.toLowerCase() + cls;
+  };
+  const boxes = [];
+  const add = (owner, what, text, rect, clip) => {
+    const box = [Math.max(rect.left, clip[0]), Math.max(rect.top, clip[1]),
+                 Math.min(rect.right, clip[2]), Math.min(rect.bottom, clip[3])];
+    if (box[2] - box[0] < 1 || box[3] - box[1] < 1) return;
+    boxes.push({owner, what, text: text.replace(/\s+/g, " ").trim().slice(0, 40), box});
+  };
+  for (const el of document.body.querySelectorAll(SELECTOR)) {
+    if (getComputedStyle(el).visibility === "hidden") continue;
+    add(el, describe(el), el.innerText || el.value || "", el.getBoundingClientRect(), clipOf(el));
+  }
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || el.closest("script, style, title")) continue;
+    if (getComputedStyle(el).visibility === "hidden") continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const clip = clipOf(node);
+    for (const rect of range.getClientRects()) add(el, "text in " + describe(el), node.textContent, rect, clip);
+  }
+  const found = [];
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i], b = boxes[j];
+      // an element and what it holds (a cell and its text, two lines of one text) never count
+      if (a.owner.contains(b.owner) || b.owner.contains(a.owner)) continue;
+      const w = Math.min(a.box[2], b.box[2]) - Math.max(a.box[0], b.box[0]);
+      const h = Math.min(a.box[3], b.box[3]) - Math.max(a.box[1], b.box[1]);
+      if (w > TOLERANCE && h > TOLERANCE) {
+        found.push(a.what + " '" + a.text + "' overlaps " + b.what + " '" + b.text + "' by " +
+                   Math.round(w) + "x" + Math.round(h) + " px");
+      }
+    }
+  }
+  const page = document.documentElement.scrollWidth;
+  if (page > window.innerWidth + 1) found.push("the page is " + page + " px wide in a " + window.innerWidth + " px window");
+  return found;
+})()
+"""
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +297,96 @@ def test_pages_render_in_chromium(server: ApiServer, admin_token: str) -> None:
         timeout=30,
     ).json()
     assert (item["status"], item["attempts"]) == ("retry", 0)
+
+
+# A record with what real runs write: Airflow's long run ids, a long detail, a custom field's
+# systemName and a long URL (the seeded store's run ids are short).
+LONG_RUN_IDS = ("scheduled__2026-11-27T10:00:00+00:00", "manual__2026-11-27T10:17:43.123456+00:00")
+
+
+def _add_realistic_record(server: ApiServer) -> None:
+    store = SyncStore(f"sqlite:///{server.state_db}")
+    try:
+        store.upsert_link(
+            "person",
+            "1099",
+            "Lead",
+            "00Q000000000099AAA",
+            synced_values={
+                "emailAddress": "quinn.quartermaine-longname@subsidiary.example.co.uk",
+                "product_interest_5f1a2b3c4d5e6": "Email Marketing",
+                "website": "https://www.example.co.uk/a/very/long/path/without/any/spaces?utm_source=newsletter",
+            },
+            run_id=LONG_RUN_IDS[0],
+        )
+        store.upsert_link(
+            "person",
+            "1099",
+            "Contact",
+            "003000000000099AAA",
+            run_id=LONG_RUN_IDS[1],
+            event="converted",
+            detail="00Q000000000099AAA converted to 003000000000099AAA (account 001000000000099AAA)",
+        )
+    finally:
+        store.dispose()
+
+
+# Every page the plugin renders, in the states that lay out differently.
+LAYOUT_PAGES = {
+    "lookup (long run ids and values)": "/crm-sync/ui/lookup?q=1099",
+    "overview": "/crm-sync/ui/overview",
+    "quarantine": "/crm-sync/ui/quarantine?status=all",
+    "lookup (converted, quarantined)": "/crm-sync/ui/lookup?q=ann.archer%40example.com",
+    "lookup (merged)": "/crm-sync/ui/lookup?q=1002",
+    "lookup (not linked yet)": "/crm-sync/ui/lookup?q=lg%3A1006",
+    "lookup (empty)": "/crm-sync/ui/lookup",
+    "lookup (bad term)": "/crm-sync/ui/lookup?q=not+an%40",
+}
+
+
+async def _overlaps(server: ApiServer, token: str, ws_url: str) -> dict[str, object]:
+    """Lay out every page at each width (payloads expanded) and collect ``OVERLAPS_JS``; then
+    draw a label over the page title to show that the check sees an overlap."""
+    base = server.base_url
+    seen: dict[str, object] = {}
+    async with Browser(ws_url) as b:
+        await b.send("Network.setCookie", name=COOKIE, value=token, url=base, path="/")
+        for width in WIDTHS:
+            await b.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            for name, path in LAYOUT_PAGES.items():
+                status = await b.goto(base + path)
+                assert status in (200, 404, 422), f"{name}: HTTP {status}"
+                await b.eval(
+                    "document.querySelectorAll('details').forEach(d => { d.open = true; })"
+                )
+                seen[f"{name} at {width} px"] = await b.eval(OVERLAPS_JS)
+        await b.eval(
+            "document.body.insertAdjacentHTML('beforeend',"
+            " '<label style=\"position:absolute;left:24px;top:20px\">drawn over the title</label>')"
+        )
+        seen["planted"] = await b.eval(OVERLAPS_JS)
+    return seen
+
+
+def test_no_page_has_overlapping_elements_at_1280_or_600_px(
+    server: ApiServer, admin_token: str
+) -> None:
+    _add_realistic_record(server)  # a link only: no other test counts links
+    with run_chromium() as ws_url:
+        seen = asyncio.run(_overlaps(server, admin_token, ws_url))
+    planted = seen.pop("planted")
+    assert any("drawn over the title" in str(o) for o in planted), planted  # type: ignore[attr-defined]
+    assert len(seen) == len(LAYOUT_PAGES) * len(WIDTHS)
+    problems = [
+        f"{layout}: {finding}"
+        for layout, found in seen.items()
+        for finding in list(found)[:SHOWN_PER_LAYOUT]  # type: ignore[call-overload]
+    ]
+    assert not problems, "elements drawn over each other:\n" + "\n".join(problems)

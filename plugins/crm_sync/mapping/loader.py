@@ -22,6 +22,7 @@ from crm_sync.mapping.models import (
     OwnerSpec,
     StageSpec,
 )
+from crm_sync.mapping.scope import scope_problems
 from crm_sync.settings import REPO_ROOT, mappings_dir
 
 M = TypeVar("M", bound=BaseModel)
@@ -104,6 +105,8 @@ def parse_model(model: type[M], data: Any, source: str) -> M:
                 msg += f" (got {err['input']!r})"
             elif err["type"] == "extra_forbidden":
                 msg = "unknown key (not allowed here)"
+            elif err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
             problems.append((format_loc(err["loc"]), msg))
         raise SpecError(source, problems) from None
 
@@ -207,6 +210,7 @@ def check_object_spec(spec: ObjectSpec) -> list[tuple[str, str]]:
         problems.extend(_value_problems(p, row))
     if spec.kind in ("leads", "contacts") and spec.leadgen_object != "lead":
         problems.append(("leadgen_object", f"{spec.kind} pair with Lead Gen & CRM 'lead' records"))
+    problems.extend(scope_problems(spec))
     return problems
 
 

@@ -8,10 +8,12 @@ only) live in :mod:`crm_sync.mapping.loader` so that its errors can name the exa
 
 from __future__ import annotations
 
+import math
+from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 SPEC_VERSION = 1
 
@@ -116,6 +118,68 @@ class PersonRules(Strict):
     create_in_leadgen: bool = True
 
 
+ScopeOp = Literal[
+    "eq", "ne", "in", "not_in", "blank", "not_blank", "gt", "gte", "lt", "lte", "contains"
+]  # fmt: skip
+
+
+def _scalar(v: Any) -> Any:
+    """A condition operand as YAML gives it: text, a finite number, true/false, a date or a
+    datetime. Anything else (a list, a mapping, null inside ``values``, NaN) is refused here, with
+    one message instead of one per type pydantic tried."""
+    if isinstance(v, bool | int | str | date):  # datetime is a date
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return v
+    got = {type(None): "null", list: "a list", dict: "a mapping"}.get(type(v), type(v).__name__)
+    if isinstance(v, float):
+        got = "a number that is not finite"
+    raise ValueError(f"must be text, a number, true/false, a date or a datetime (got {got})")
+
+
+ScopeValue = Annotated[Any, BeforeValidator(_scalar)]
+
+
+class ScopeCondition(Strict):
+    """One condition on one field: ``{field: LeadSource, op: in, values: [Web, Partner]}``.
+
+    ``in``/``not_in`` take ``values``; ``blank``/``not_blank`` take nothing; the others take one
+    ``value``. Which operators and operand types a field accepts depends on its type
+    (:mod:`crm_sync.mapping.scope`); the loader and the live check say which.
+    """
+
+    field: FieldName
+    op: ScopeOp
+    value: ScopeValue | None = None
+    values: list[ScopeValue] | None = None
+
+
+class SalesforceScope(Strict):
+    """Records of the spec's Salesforce object that sync (both directions): all ``where``
+    conditions hold."""
+
+    where: list[ScopeCondition] = Field(min_length=1)
+
+
+ListId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+
+
+class LeadGenScope(Strict):
+    """Leads that sync: all ``where`` conditions hold and, when ``lists`` is given, the lead is a
+    member of at least one of those Lead Gen & CRM lists."""
+
+    where: list[ScopeCondition] = Field(default_factory=list)
+    lists: list[ListId] = Field(default_factory=list)
+
+
+class Scope(Strict):
+    """Which records sync. A side without a scope syncs every record, as a spec without
+    ``scope`` does. See docs/mapping-specs.md, "Scope"."""
+
+    salesforce: SalesforceScope | None = None
+    leadgen: LeadGenScope | None = None
+
+
 class ObjectSpec(Strict):
     """A mapping spec file."""
 
@@ -127,6 +191,7 @@ class ObjectSpec(Strict):
     two_way_tie: Side = Side.SALESFORCE
     record_link: RecordLink | None = None
     person: PersonRules | None = None
+    scope: Scope | None = None
     fields: list[FieldMapping] = Field(min_length=1)
 
     def row(self, key: str) -> FieldMapping:

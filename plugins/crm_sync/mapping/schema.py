@@ -12,47 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from crm_sync.mapping.catalog import LEADGEN_STANDARD_LEAD_FIELDS
 from crm_sync.mapping.loader import LEADGEN_READ_ONLY
 from crm_sync.mapping.models import Direction, FieldMapping, ObjectSpec
-
-# Standard lead fields of the v1.2 API (reference §7.1); used when getFields omits standard ones.
-LEADGEN_STANDARD_LEAD_FIELDS: dict[str, str] = {
-    "id": "int",
-    "accountID": "int",
-    "ownerID": "int",
-    "companyName": "string",
-    "title": "string",
-    "firstName": "string",
-    "lastName": "string",
-    "street": "string",
-    "city": "string",
-    "country": "string",
-    "state": "string",
-    "zipcode": "string",
-    "emailAddress": "string",
-    "website": "url",
-    "phoneNumber": "phone",
-    "officePhoneNumber": "phone",
-    "phoneNumberExtension": "string",
-    "mobilePhoneNumber": "phone",
-    "faxNumber": "phone",
-    "description": "textarea",
-    "campaignID": "int",
-    "trackingID": "string",
-    "industry": "string",
-    "active": "bit",
-    "isQualified": "bit",
-    "isContact": "bit",
-    "isCustomer": "bit",
-    "status": "string",
-    "updateTimestamp": "datetime",
-    "createTimestamp": "datetime",
-    "leadScoreWeighted": "int",
-    "leadScore": "int",
-    "isUnsubscribed": "bit",
-    "leadStatus": "picklist",
-    "persona": "string",
-}
+from crm_sync.mapping.scope import scope_problems_live
 
 _SF_TEXT = {
     "string",
@@ -123,6 +86,7 @@ class SfField:
     scale: int = 0
     digits: int = 0  # whole-number fields: how many digits (describe's ``digits``)
     defaulted_on_create: bool = False
+    filterable: bool = True  # may appear in a SOQL WHERE (long text areas may not)
 
     @classmethod
     def from_describe(cls, f: dict[str, Any]) -> SfField:
@@ -142,6 +106,7 @@ class SfField:
             scale=int(f.get("scale") or 0),
             digits=int(f.get("digits") or 0),
             defaulted_on_create=bool(f.get("defaultedOnCreate", False)),
+            filterable=bool(f.get("filterable", True)),
         )
 
 
@@ -339,4 +304,5 @@ def check_spec_against_schema(
             problems.extend(_row_problems(spec, p, row, sf, lg))
     if spec.record_link:
         problems.extend(_record_link_problems(spec, schema))
+    problems.extend(scope_problems_live(spec, schema))
     return problems

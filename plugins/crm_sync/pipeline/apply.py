@@ -28,7 +28,7 @@ from crm_sync.errors import FatalError
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import dumps
 from crm_sync.pipeline.tally import RunTally, build_report
-from crm_sync.pipeline.window import BACKFILL
+from crm_sync.pipeline.window import moves_watermark
 from crm_sync.state.store import SyncStore
 
 log = logging.getLogger(__name__)
@@ -319,8 +319,8 @@ def finish(
         message=message,
     )
     # A breach keeps its rejected rows in the quarantine (retried every run): the window is done.
-    # Backfills never move the watermark; the others continue the synced time.
-    if status in ("success", "threshold_exceeded") and ctx.run_kind != BACKFILL:
+    # Backfills and targeted runs never move the watermark; the others continue the synced time.
+    if status in ("success", "threshold_exceeded") and moves_watermark(ctx.run_kind):
         store.advance_watermark(
             ctx.dag_id, stream, ctx.window_end, ctx.run_id, covered_from=ctx.window_start
         )

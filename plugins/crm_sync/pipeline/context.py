@@ -28,13 +28,15 @@ class RunContext:
     dry_run: bool = False
     retry_quarantined: bool = False
     run_type: str = "manual"  # Airflow's: scheduled, manual, backfill, asset_triggered
-    run_kind: str = "backfill"  # the sync's: scheduled, now, backfill (see pipeline/window.py)
+    run_kind: str = "backfill"  # the sync's: scheduled, now, backfill, targeted (window.py)
     lookback_minutes: int = 5
     caught_up_from: datetime | None = None
     max_reject_rate: float = 0.05
     max_attempts: int = 5
     conn_ids: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    # A targeted run's records (``RecordIds.to_dict()``; ``RecordIds.from_dict`` reads it back)
+    record_ids: dict[str, list[str]] | None = None
 
     @property
     def folder(self) -> RunFolder:

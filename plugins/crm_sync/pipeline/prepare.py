@@ -17,7 +17,9 @@ from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.owners import OwnerMap, build_owner_map
 from crm_sync.mapping.schema import LiveSchema, check_spec_against_schema
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.window import compute_window, run_kind
+from crm_sync.pipeline.record_ids import parse_record_ids
+from crm_sync.pipeline.scope import check_scopes
+from crm_sync.pipeline.window import compute_window, covers_window, run_kind
 
 if TYPE_CHECKING:
     from crm_sync.clients.leadgen import LeadGenClient
@@ -46,7 +48,10 @@ def build_context(
     """Turn Airflow's run facts and params into a :class:`RunContext` with its sync window."""
     lookback = timedelta(minutes=int(params.get("lookback_minutes", 5)))
     full_resync = bool(params.get("full_resync", False))
-    kind = run_kind(run_type, has_logical_date=has_logical_date)
+    targets = parse_record_ids(params.get("record_ids"))
+    if targets and full_resync:
+        raise ConfigError("record_ids syncs those records only, full_resync every record: set one")
+    kind = run_kind(run_type, has_logical_date=has_logical_date, targeted=bool(targets))
     window = compute_window(
         kind=kind,
         interval_start=interval_start,
@@ -75,8 +80,9 @@ def build_context(
         options={
             k: v
             for k, v in params.items()
-            if k not in {"full_resync", "dry_run", "retry_quarantined"}
+            if k not in {"full_resync", "dry_run", "retry_quarantined", "record_ids"}
         },
+        record_ids=targets.to_dict() if targets else None,
     )
 
 
@@ -142,15 +148,17 @@ def prepare(
     specs = load_specs(spec_names)
     schema = read_live_schema(specs, sf, lg, extra_sf_objects)
     check_specs(specs, schema)
+    check_scopes(specs, schema, lg)
     owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
     ctx.folder.write_json("schema.json", schema.to_dict())
     ctx.folder.write_json("owners.json", owners.to_dict())
     ctx.folder.write_json("context.json", ctx.to_dict())
+    covers = covers_window(ctx.run_kind)  # a targeted run's window is not synced time
     store.start_run(
         ctx.dag_id,
         ctx.run_id,
-        window_start=ctx.window_start,
-        window_end=ctx.window_end,
+        window_start=ctx.window_start if covers else None,
+        window_end=ctx.window_end if covers else None,
         dry_run=ctx.dry_run,
         full_resync=ctx.full_resync,
     )

@@ -1,4 +1,4 @@
-"""Sync windows: three run kinds, one rule each (see docs/sync-rules.md, "Run kinds").
+"""Sync windows: four run kinds, one rule each (see docs/sync-rules.md, "Run kinds").
 
 * **scheduled** — the hourly run: catch up from the watermark (the end of the contiguous time
   already synced) to the end of its data interval, so a failed hour is never skipped;
@@ -7,6 +7,10 @@
   minute ago is synced by this run, not by the next scheduled one;
 * **backfill** — ``airflow backfill create``, or a manual run given a logical date: exactly its
   own data interval. It never moves the watermark.
+* **targeted** — any run given ``record_ids`` (``pipeline/record_ids.py``): exactly those records,
+  whatever changed when. Its window is ignored: it spans all time up to the moment the run was
+  requested, is not recorded as synced time (dependent DAGs and ``verify`` never count it) and
+  never moves the watermark.
 
 Every window is widened by the lookback overlap (inclusive lower bound); writes are idempotent,
 so the overlap is harmless. ``full_resync`` starts at :data:`EPOCH`. The watermark advances only
@@ -22,9 +26,21 @@ from datetime import UTC, datetime, timedelta
 # Start of time for full resyncs: both APIs reject dates before their epoch.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
-SCHEDULED, NOW, BACKFILL = "scheduled", "now", "backfill"
-RUN_KINDS = (SCHEDULED, NOW, BACKFILL)
+SCHEDULED, NOW, BACKFILL, TARGETED = "scheduled", "now", "backfill", "targeted"
+RUN_KINDS = (SCHEDULED, NOW, BACKFILL, TARGETED)
 HOUR = timedelta(hours=1)
+
+
+def moves_watermark(kind: str) -> bool:
+    """Only runs that continue the synced time (scheduled, now) may move the watermark."""
+    return kind in (SCHEDULED, NOW)
+
+
+def covers_window(kind: str) -> bool:
+    """Whether a run's window counts as synced time once it succeeds (the run row's window,
+    read by dependent DAGs' sensors and by verify). A targeted run synced a few records, not a
+    stretch of time."""
+    return kind != TARGETED
 
 
 @dataclass(frozen=True)
@@ -42,12 +58,14 @@ class Window:
 
     @property
     def moves_watermark(self) -> bool:
-        """Only runs that continue the synced time (scheduled, now) may move the watermark."""
-        return self.kind != BACKFILL
+        return moves_watermark(self.kind)
 
 
-def run_kind(run_type: str, *, has_logical_date: bool) -> str:
-    """The run kind of an Airflow run: its ``run_type`` and whether someone chose its date."""
+def run_kind(run_type: str, *, has_logical_date: bool, targeted: bool = False) -> str:
+    """The run kind of an Airflow run: its ``run_type``, whether someone chose its date, and
+    whether it was given records to sync (``targeted``, which wins over everything else)."""
+    if targeted:
+        return TARGETED
     if run_type == "scheduled":
         return SCHEDULED
     if run_type == "backfill":
@@ -74,10 +92,12 @@ def compute_window(
 
     ``interval_*``: the run's data interval (None for a manual run without one); an empty
     interval (start == end, cron timetables without intervals) means the hour before its end.
-    ``run_after``: when the run was requested (the end of a *now* window).
+    ``run_after``: when the run was requested (the end of a *now* or *targeted* window).
     """
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}; one of {RUN_KINDS}")
+    if kind == TARGETED:  # the records decide, not the time: everything up to the request
+        return Window(EPOCH, _utc(run_after).replace(microsecond=0), None, TARGETED)
     end = _utc(interval_end) if interval_end is not None else None
     start = _utc(interval_start) if interval_start is not None else None
     if end is not None and (start is None or start >= end):
