@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 # dag.test() leaves the last run's conf in dag.params; every run starts from the defaults,
@@ -153,3 +154,20 @@ def write_calls(fresh: Any) -> dict:
 def reset_calls(fresh: Any) -> None:
     fresh.sf.post("calls/reset")
     fresh.lg.post("calls/reset")
+
+
+# -- mapping specs -------------------------------------------------------------------------------
+REPO_MAPPINGS = Path(__file__).resolve().parents[2] / "include" / "mappings"
+
+
+def mappings_copy(tmp_path: Path, monkeypatch: Any, name: str, old: str, new: str) -> Path:
+    """A copy of include/mappings with one edit in ``name``, used by the runs that follow."""
+    import shutil
+
+    target = tmp_path / "mappings"
+    shutil.copytree(REPO_MAPPINGS, target)
+    text = (target / name).read_text()
+    assert old in text
+    (target / name).write_text(text.replace(old, new))
+    monkeypatch.setenv("CRM_SYNC_MAPPINGS_DIR", str(target))
+    return target

@@ -7,7 +7,6 @@ reads the result back from Lead Gen & CRM through the API and from the sync stat
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO_MAPPINGS
 from tests.e2e.helpers import (
     H,
     freeze,
     lg_client,
+    mappings_copy,
     reset_calls,
     run_dag,
     sf_create,
@@ -323,17 +322,6 @@ def test_opportunity_deleted_in_salesforce_is_deleted_with_its_memberships(fresh
     reset_calls(fresh)
     synced(dags, H2)
     assert write_calls(fresh)["leadgen"] == {}
-
-
-def mappings_copy(tmp_path: Path, monkeypatch, name: str, old: str, new: str) -> Path:
-    """A copy of include/mappings with one edit in ``name``, used by the runs that follow."""
-    target = tmp_path / "mappings"
-    shutil.copytree(REPO_MAPPINGS, target)
-    text = (target / name).read_text()
-    assert old in text
-    (target / name).write_text(text.replace(old, new))
-    monkeypatch.setenv("CRM_SYNC_MAPPINGS_DIR", str(target))
-    return target
 
 
 def test_unmapped_stage_is_quarantined_then_synced_once_mapped(

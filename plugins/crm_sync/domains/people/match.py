@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from crm_sync.domains.people.matcher import Matcher, sf_index_rows
 from crm_sync.domains.people.pairing import pairs_from_leadgen, pairs_from_salesforce
 from crm_sync.domains.people.pairs import Pair
+from crm_sync.domains.people.scope import LEFT_SCOPE, OUT_OF_SCOPE, PeopleScope
 from crm_sync.pipeline.files import DiskIndex
 from crm_sync.pipeline.spill import DiskSet
 
@@ -53,12 +54,15 @@ def match(rt: TaskRuntime) -> dict[str, Any]:
             sf_fetched, covered_sf, covered_lg,
         )  # fmt: skip
         m.preferred = m.preferred_by_email()
+        scope = PeopleScope.of(specs, rt.schema, rt.leadgen)
         events: Counter = Counter()
 
         def counted() -> Iterator[Pair]:
             for source in (pairs_from_leadgen, pairs_from_salesforce):
-                for p in source(m):
+                for p in map(scope.apply, source(m)):
                     m.counts["pairs"] += 1
+                    if p["match"] in (OUT_OF_SCOPE, LEFT_SCOPE):
+                        m.counts[p["match"]] += 1
                     events.update(e["event"] for e in p.get("events") or [])
                     yield p
 

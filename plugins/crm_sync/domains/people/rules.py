@@ -80,6 +80,11 @@ def sf_fields(spec: ObjectSpec) -> list[str]:
         for name in (spec.record_link.id_field, spec.record_link.url_field):
             if name and name not in fields:
                 fields.append(name)
+    if spec.scope is not None and spec.scope.salesforce is not None:
+        # every record read must carry what its scope is decided on (domains/people/scope.py)
+        for cond in spec.scope.salesforce.where:
+            if cond.field not in fields:
+                fields.append(cond.field)
     return fields
 
 
