@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from scripts.cluster.services import ObjectStore
@@ -94,25 +94,3 @@ def s3_server(conn_id: str) -> Iterator[ObjectStore]:
         else:
             os.environ[var] = saved
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def s3_client(store: ObjectStore) -> Any:
-    """A boto3 client straight to the server (not through Airflow or the code under test)."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=store.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="any",
-        aws_secret_access_key="any",  # moto accepts any
-    )
-
-
-def s3_keys(store: ObjectStore, bucket: str, prefix: str = "") -> list[str]:
-    """Every key under ``prefix`` in ``bucket``, read with :func:`s3_client`."""
-    keys: list[str] = []
-    pages = s3_client(store).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    return sorted(keys)

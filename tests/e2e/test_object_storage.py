@@ -14,7 +14,7 @@ import pytest
 from crm_sync.pipeline.context import safe_name
 from scripts.cluster.services import ObjectStore
 from scripts.cluster.settings import S3_BUCKET
-from tests.cluster.helpers import s3_keys, s3_server
+from tests.cluster.helpers import s3_server
 from tests.e2e.helpers import H, freeze, lg_get, lg_lead, run_dag, sf_create, sf_find, state_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.storage]
@@ -51,7 +51,7 @@ def test_a_run_hands_every_file_over_in_the_bucket_and_none_on_disk(
     assert lg_get(fresh, contact_link.lg_id)["emailAddress"] == "bob.stone@example.com"
 
     prefix = f"crm_sync/runs/{DAG}/{safe_name(out.run_id)}/"
-    files = [k.removeprefix(prefix) for k in s3_keys(s3_runs, S3_BUCKET, prefix)]
+    files = [k.removeprefix(prefix) for k in s3_runs.keys(S3_BUCKET, prefix)]
     # each stage's hand-off: prepare's facts, both extracts, pairs, plans, the gate's verdict,
     # each side's write results (appended as parts, one per batch)
     for name in (
@@ -67,7 +67,7 @@ def test_a_run_hands_every_file_over_in_the_bucket_and_none_on_disk(
     assert any(f.startswith("extract/sf_") for f in files), files
     assert any(f.startswith("results/lg.jsonl.parts/") for f in files), files
     assert any(f.startswith("results/sf.jsonl.parts/") for f in files), files
-    assert s3_keys(s3_runs, S3_BUCKET) == sorted(prefix + f for f in files)  # nothing elsewhere
+    assert s3_runs.keys(S3_BUCKET) == sorted(prefix + f for f in files)  # nothing elsewhere
 
     local_runs = tmp_path / "crm_sync" / "runs"  # fresh's CRM_SYNC_HOME: the default storage
     assert not local_runs.exists() or not any(local_runs.rglob("*"))

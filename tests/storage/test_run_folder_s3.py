@@ -13,7 +13,7 @@ import pytest
 from crm_sync.pipeline.files import BLOCK_SIZE, RunFolder
 from scripts.cluster.services import ObjectStore
 from scripts.cluster.settings import S3_BUCKET, Layout, run_storage_url, s3_connection
-from tests.cluster.helpers import s3_client, s3_keys, s3_server
+from tests.cluster.helpers import s3_server
 
 pytestmark = pytest.mark.storage
 
@@ -67,19 +67,17 @@ def test_run_files_land_in_the_bucket_in_the_run_folder_layout(
     assert folder.exists("results/sf.jsonl") and not folder.exists("plans/plans.jsonl")
 
     prefix = folder.root.key + "/"
-    assert [k.removeprefix(prefix) for k in s3_keys(s3, S3_BUCKET, prefix)] == [
+    assert [k.removeprefix(prefix) for k in s3.keys(S3_BUCKET, prefix)] == [
         "extract/lg.jsonl",
         "report.json",
         "results/sf.jsonl.parts/000001.jsonl",
         "results/sf.jsonl.parts/000002.jsonl",
     ]
-    body = (
-        s3_client(s3).get_object(Bucket=S3_BUCKET, Key=prefix + "extract/lg.jsonl")["Body"].read()
-    )
+    body = s3.client().get_object(Bucket=S3_BUCKET, Key=prefix + "extract/lg.jsonl")["Body"].read()
     assert body.decode().splitlines()[0] == '{"id":"0","name":"Zoë 0","pad":""}'
 
     folder.clear()
-    assert s3_keys(s3, S3_BUCKET, prefix) == []
+    assert s3.keys(S3_BUCKET, prefix) == []
 
 
 def failing(n: int, pad: int) -> Iterator[dict[str, Any]]:
@@ -102,8 +100,8 @@ def test_an_upload_that_fails_half_way_leaves_the_old_object_and_no_upload_behin
     assert [r["id"] for r in folder.read_jsonl("extract/lg.jsonl")] == ["0", "1"]
     assert not folder.exists("extract/sf.jsonl")
     prefix = folder.root.key + "/"
-    assert s3_keys(s3, S3_BUCKET, prefix) == [prefix + "extract/lg.jsonl"]
-    uploads = s3_client(s3).list_multipart_uploads(Bucket=S3_BUCKET, Prefix=prefix)
+    assert s3.keys(S3_BUCKET, prefix) == [prefix + "extract/lg.jsonl"]
+    uploads = s3.client().list_multipart_uploads(Bucket=S3_BUCKET, Prefix=prefix)
     assert uploads.get("Uploads", []) == []  # aborted, not left to cost storage
 
 
@@ -123,11 +121,11 @@ def test_a_part_another_worker_appended_is_read_even_after_this_process_listed_t
     folder.append_jsonl("results/lg.jsonl", list(rows(1)))
     assert [r["id"] for r in folder.read_jsonl("results/lg.jsonl")] == ["0"]  # listed, cached
     key = f"{folder.root.key}/results/lg.jsonl.parts/000002.jsonl"
-    s3_client(s3).put_object(Bucket=S3_BUCKET, Key=key, Body=b'{"id":"1"}\n')  # the other worker
+    s3.client().put_object(Bucket=S3_BUCKET, Key=key, Body=b'{"id":"1"}\n')  # the other worker
     assert [r["id"] for r in folder.read_jsonl("results/lg.jsonl")] == ["0", "1"]
     folder.append_jsonl("results/lg.jsonl", list(rows(1, 2)))  # numbered after theirs
     assert [r["id"] for r in folder.read_jsonl("results/lg.jsonl")] == ["0", "1", "2"]
-    assert s3_keys(s3, S3_BUCKET, f"{folder.root.key}/results/")[-1].endswith("000003.jsonl")
+    assert s3.keys(S3_BUCKET, f"{folder.root.key}/results/")[-1].endswith("000003.jsonl")
 
 
 def test_an_unreachable_server_is_an_error_never_an_empty_folder() -> None:
