@@ -48,10 +48,24 @@ def postgres_server(prefix: str) -> Iterator[int]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def create_role(port: int, name: str, password: str) -> None:
+    """A login role on the server at ``port`` (a connection of its own, with a password worth
+    searching for: the secret scan looks for every AIRFLOW_CONN_* password, and ``airflow`` is
+    in every path)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(
+        f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"))
+    admin.dispose()
+
+
 @contextmanager
-def new_database(port: int, prefix: str = "state") -> Iterator[str]:
-    """A new, empty database on the server at ``port``, dropped afterwards (with whatever is
-    still connected to it); yields its SQLAlchemy URL."""
+def new_database(port: int, prefix: str = "state", user: str = PG_USER) -> Iterator[str]:
+    """A new, empty database on the server at ``port``, owned by ``user`` (``name:password``),
+    dropped afterwards (with whatever is still connected to it); yields its SQLAlchemy URL."""
     from sqlalchemy import create_engine, text
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
@@ -59,9 +73,9 @@ def new_database(port: int, prefix: str = "state") -> Iterator[str]:
         f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
     )
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{user.split(":")[0]}"'))
     try:
-        yield f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/{name}"
+        yield f"postgresql+psycopg2://{user}@127.0.0.1:{port}/{name}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

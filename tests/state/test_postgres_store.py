@@ -5,7 +5,7 @@ started from Debian's packages by scripts/ensure_services.sh, with a new empty d
 Migrations are checked from an empty database, one revision at a time, and the result must match
 the models exactly; and from revision 0001 with data in it to head: 0002 adds a partial unique
 index (one active link per Salesforce record), a column (``held_items.last_run_id``) and a table
-(``leases``), and the rows already there must come through unchanged.
+(``leases``), 0003 widens ``runs.status``, and the rows already there must come through unchanged.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
     engine = create_engine(empty_url)
     assert inspect(engine).get_table_names() == []
     revisions = list(reversed(list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())))
-    assert [r.revision for r in revisions] == ["0001", "0002"]
+    assert [r.revision for r in revisions] == ["0001", "0002", "0003"]
     assert revisions[0].down_revision is None
     for rev in revisions:  # each revision from the one before it (the first from nothing)
         assert _upgrade(engine, rev.revision) == rev.revision
@@ -119,6 +119,14 @@ def _rows_at_0001(engine: Engine) -> None:
             )
         conn.execute(
             text(
+                "INSERT INTO runs (dag_id, run_id, status, dry_run, full_resync, started_at,"
+                " sf_api_calls, lg_api_calls, report) VALUES ('sync_leads_contacts', 'r0',"
+                " 'running', false, false, :now, 3, 1, '{}')"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
                 "INSERT INTO held_items (dag_id, kind, item_key, payload, reason, status,"
                 " attempts, first_seen, last_seen) VALUES ('sync_engagement_activities',"
                 " 'event', 'e1', '{\"x\": 1}', 'lead not linked', 'held', 2, :now, :now)"
@@ -134,7 +142,7 @@ def test_a_store_at_0001_with_data_upgrades_to_head_keeping_every_row(empty_url:
     assert "leases" not in inspect(engine).get_table_names()
 
     store = SyncStore(empty_url)  # opening it migrates, as a task does after a deployment
-    assert _upgrade(engine, "head") == "0002"
+    assert _upgrade(engine, "head") == "0003"
     assert {"leases", "links", "held_items"} <= set(inspect(engine).get_table_names())
     assert "uq_links_active_sf_record" in {i["name"] for i in inspect(engine).get_indexes("links")}
     # the rows came through
@@ -150,6 +158,10 @@ def test_a_store_at_0001_with_data_upgrades_to_head_keeping_every_row(empty_url:
     for _ in range(2):
         store.hold("sync_engagement_activities", "event", "e1", payload={}, reason="r", run_id="r9")
     assert store.held("sync_engagement_activities", "event")[0].attempts == 3
+    # the run in progress can end above the threshold (a status longer than 0001 allowed)
+    assert store.get_run("sync_leads_contacts", "r0").sf_api_calls == 3
+    store.finish_run("sync_leads_contacts", "r0", status="threshold_exceeded", report={})
+    assert store.get_run("sync_leads_contacts", "r0").status == "threshold_exceeded"
     # the new table works
     assert store.acquire_lease("sync_leads_contacts", "r1", timedelta(hours=2)) is None
     assert store.acquire_lease("sync_leads_contacts", "r2", timedelta(hours=2)) == "r1"
@@ -292,6 +304,15 @@ def test_runs_watermarks_and_windows(store: SyncStore) -> None:
     got = store.get_watermark("d", "people")
     assert got == T0 + timedelta(hours=1) and got.tzinfo is not None
     assert store.covered_until("d") == T0 + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "status", ["success", "failed", "threshold_exceeded", "budget_exhausted", "dry_run"]
+)
+def test_a_run_ends_with_any_status_the_sync_gives_it(store: SyncStore, status: str) -> None:
+    store.start_run("d", "r1", window_start=T0, window_end=T0, dry_run=False, full_resync=False)
+    store.finish_run("d", "r1", status=status, report={"rows": {}})
+    assert store.get_run("d", "r1").status == status
 
 
 def _quarantine(store: SyncStore, run_id: str, key: str = "lg:1", max_attempts: int = 3):
