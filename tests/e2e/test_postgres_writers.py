@@ -42,6 +42,8 @@ REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).parent / "airflow"
 PEOPLE, OPPS = "sync_leads_contacts", "sync_opportunities"
 BEFORE, AFTER = H - timedelta(hours=1), H + timedelta(hours=1)  # logical dates: interval ends
+CO = {"companyName": "Writers Co"}
+DEAL = {"Name": "Writers deal", "StageName": "Prospecting", "CloseDate": "2026-12-31"}
 
 
 def seed(fresh) -> dict[str, Any]:
@@ -51,44 +53,24 @@ def seed(fresh) -> dict[str, Any]:
     for hour, tag in ((BEFORE, "b"), (H, "h"), (AFTER, "a")):
         freeze(fresh, 40, hour)
         out[tag] = [
-            lg_lead(
-                fresh,
-                emailAddress=f"{tag}{i}@writers.example",
-                firstName="Wri",
-                lastName=f"Ter{tag}{i}",
-                companyName="Writers Co",
-            )
+            lg_lead(fresh, emailAddress=f"{tag}{i}@writers.example", lastName=f"W{tag}{i}", **CO)
             for i in range(3)
         ]
         out[f"{tag}_contacts"] = [
-            sf_create(
-                fresh,
-                "Contact",
-                LastName=f"Contact{tag}{i}",
-                Email=f"contact.{tag}{i}@writers.example",
-            )
+            sf_create(fresh, "Contact", LastName=f"C{tag}{i}", Email=f"c.{tag}{i}@writers.example")
             for i in range(2)
         ]
         if tag == "h":
-            account = sf_create(fresh, "Account", Name="Writers Co")
-            opp = sf_create(
-                fresh,
-                "Opportunity",
-                Name="Writers deal",
-                StageName="Prospecting",
-                CloseDate="2026-12-31",
-                AccountId=account,
-            )
-            for i, contact in enumerate(out["h_contacts"]):
-                sf_create(
-                    fresh,
-                    "OpportunityContactRole",
-                    OpportunityId=opp,
-                    ContactId=contact,
-                    IsPrimary=i == 0,
-                )
-            out["opp"] = opp
+            out["opp"] = opportunity(fresh, out["h_contacts"])
     return out
+
+
+def opportunity(fresh, contacts: list[str]) -> str:
+    account = sf_create(fresh, "Account", Name=CO["companyName"])
+    opp = sf_create(fresh, "Opportunity", AccountId=account, **DEAL)
+    for contact in contacts:
+        sf_create(fresh, "OpportunityContactRole", OpportunityId=opp, ContactId=contact)
+    return opp
 
 
 def metadata_copy(home: Path) -> None:

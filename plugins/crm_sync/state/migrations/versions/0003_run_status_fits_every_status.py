@@ -16,24 +16,22 @@ branch_labels = None
 depends_on = None
 
 
+def _status_length(old: int, new: int) -> None:
+    with op.batch_alter_table("runs") as batch:
+        batch.alter_column(
+            "status",
+            existing_type=sa.String(length=old),
+            type_=sa.String(length=new),
+            existing_nullable=False,
+        )
+
+
 def upgrade() -> None:
     # "threshold_exceeded" is 18 characters. SQLite never enforced the old 16; PostgreSQL refused
     # it, so on the cluster a run above the reject-rate threshold crashed its record task instead
     # of turning red (found by the e2e suite on PostgreSQL).
-    with op.batch_alter_table("runs") as batch:
-        batch.alter_column(
-            "status",
-            existing_type=sa.String(length=16),
-            type_=sa.String(length=32),
-            existing_nullable=False,
-        )
+    _status_length(16, 32)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("runs") as batch:
-        batch.alter_column(
-            "status",
-            existing_type=sa.String(length=32),
-            type_=sa.String(length=16),
-            existing_nullable=False,
-        )
+    _status_length(32, 16)
