@@ -219,6 +219,7 @@ def fresh(
     home = tmp_path / "crm_sync"
     shutil.copytree(preflight_passed, home / "preflight")
     monkeypatch.setenv("CRM_SYNC_HOME", str(home))
+    monkeypatch.delenv("CRM_SYNC_RUN_STORAGE", raising=False)  # run files under this home
     monkeypatch.setenv("CRM_SYNC_REQUIRE_BACKUP", "false")
     monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", state_db)
     close_stores()
