@@ -4,8 +4,9 @@ Starts, all from the project's own files and on free loopback ports, under .clus
 PostgreSQL (metadata DB `airflow` and sync state DB `sync_state`) and Redis from Debian's packages
 (scripts/ensure_services.sh), both sandboxes, the api-server, scheduler, dag-processor and
 triggerer with CeleryExecutor, and two Celery workers, each in its own folder with its own
-AIRFLOW_HOME (they share only the DAGs and the code, as an image would give them — and, until run
-files move to object storage, the run folder: see RUN_STORAGE in scripts/cluster/settings.py).
+AIRFLOW_HOME and CRM_SYNC_HOME (they share the DAGs and the code, as an image would give them, and
+the backup folder; run files go through a local S3 server: RUN_STORAGE in
+scripts/cluster/settings.py).
 
 Then it seeds the sandboxes, triggers the three sync DAGs and a three-hour backfill of
 sync_leads_contacts at once, waits, checks that every run succeeded, that both workers ran tasks,

@@ -1,8 +1,8 @@
 """Where the sync keeps its files and state, resolved from the environment.
 
 Everything defaults to a folder under ``AIRFLOW_HOME`` so that a standalone Airflow, the demo and
-the tests each get their own state without configuration. Docker compose overrides
-``CRM_SYNC_HOME`` with a volume shared by every worker.
+the tests each get their own state without configuration. A cluster points the run folders at
+object storage (``CRM_SYNC_RUN_STORAGE``), so its workers share no folder for them.
 """
 
 from __future__ import annotations
@@ -25,8 +25,22 @@ def sync_home() -> Path:
 
 
 def runs_dir() -> Path:
-    """Per-run working folders (extracted chunks, plans, results, reports)."""
+    """Per-run working folders (extracted chunks, plans, results, reports), when local."""
     return sync_home() / "runs"
+
+
+def run_storage() -> str:
+    """Where the run folders live (``CRM_SYNC_RUN_STORAGE``), as a URL: the tasks of a run hand
+    each other files there, so every worker must reach it. Default ``file://`` + ``runs_dir()``
+    (one machine); on a cluster an object-storage URL through an Airflow connection, the
+    connection id before ``@`` as Airflow's ``ObjectStoragePath`` reads it:
+    ``s3://crm_sync_runs@my-bucket/crm_sync/runs``. A plain path means a local folder."""
+    value = (os.environ.get("CRM_SYNC_RUN_STORAGE") or "").strip()
+    if not value:
+        return runs_dir().absolute().as_uri()
+    if "://" not in value:
+        return Path(value).absolute().as_uri()
+    return value
 
 
 def scratch_dir() -> Path:

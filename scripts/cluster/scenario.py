@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.cluster.api import wait_for
-from scripts.cluster.settings import ROOT, node_address
+from scripts.cluster.settings import ROOT, S3_BUCKET, node_address
 from scripts.cluster.stack import DAG_IDS, Cluster
 
 PEOPLE_DAG = "sync_leads_contacts"
@@ -53,6 +53,9 @@ class Outcome:
     seeded: dict[str, Any] = field(default_factory=dict)
     verify: dict[str, Any] = field(default_factory=dict)
     verifier: str = ""
+    run_storage: str = ""
+    run_files: dict[str, int] = field(default_factory=dict)
+    local_run_files: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -66,6 +69,11 @@ class Outcome:
             out.append("the api-server could not show a task log from each worker")
         if not self.verify.get("ok"):
             out.append("data checks failed")
+        out += [
+            f"{d}: no run files in {self.run_storage}" for d in DAG_IDS if not self.run_files.get(d)
+        ]
+        if self.local_run_files:
+            out.append(f"run files on a process's own disk: {self.local_run_files[:3]}")
         return out
 
     @property
@@ -202,6 +210,27 @@ def _log_served_by(c: Cluster, address: str, ti: tuple[str, str, str, int]) -> b
     return from_worker and bool(task_lines)
 
 
+def find_run_files(c: Cluster, outcome: Outcome) -> None:
+    """Where the runs' files are: how many per DAG in the run storage (read from the S3 server
+    with boto3, or from the shared folder), and any under a process's own CRM_SYNC_HOME, where
+    none may be when the run storage is the bucket."""
+    outcome.run_storage = c.env()["CRM_SYNC_RUN_STORAGE"]
+    per_dag: Counter[str] = Counter()
+    if c.object_store is not None:
+        for key in c.object_store.keys(S3_BUCKET, "runs/"):
+            per_dag[key.split("/")[1]] += 1
+        homes = {Path(c.env(worker=n)["CRM_SYNC_HOME"]) for n in (None, *range(1, c.workers + 1))}
+        outcome.local_run_files = [
+            str(p) for home in sorted(homes) for p in (home / "runs").rglob("*") if p.is_file()
+        ]
+    else:
+        runs = c.layout.shared_sync_home / "runs"
+        for p in runs.rglob("*"):
+            if p.is_file():
+                per_dag[p.relative_to(runs).parts[0]] += 1
+    outcome.run_files = dict(per_dag)
+
+
 def verify(c: Cluster, expect: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``python -m crm_sync.verify`` when the library has it — run with no arguments and the
     cluster's connections in its environment; exit code 0 means consistent, a JSON last line is
@@ -229,6 +258,7 @@ def run(c: Cluster, *, people: int, timeout: float) -> Outcome:
     runs = wait_for_runs(c, manual, first, timeout)
     outcome.seconds["runs"] = time.monotonic() - t1
     collect(c, runs, outcome)
+    find_run_files(c, outcome)
     outcome.verifier, outcome.verify = verify(c, outcome.seeded["expect"])
     outcome.seconds["total"] = time.monotonic() - t0
     return outcome
@@ -249,6 +279,11 @@ def summary(outcome: Outcome) -> list[str]:
     )
     lines.append(
         f"task logs through the api-server from each worker: {'yes' if outcome.remote_log_ok else 'NO'}"
+    )
+    lines.append(
+        f"run files in {outcome.run_storage}: "
+        + ", ".join(f"{d} {n}" for d, n in sorted(outcome.run_files.items()))
+        + f"; on the processes' own disks: {len(outcome.local_run_files)}"
     )
     lines.append(f"data checks ({outcome.verifier}):")
     for name, check in (outcome.verify.get("checks") or {}).items():

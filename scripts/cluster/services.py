@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from scripts.cluster.settings import ROOT, S3_BUCKET, Ports
 
@@ -149,20 +149,31 @@ class ObjectStore:
             raise TimeoutError(f"the S3 server did not answer on {self.endpoint}")
         self.create_bucket(S3_BUCKET)
 
-    def create_bucket(self, name: str) -> None:
-        """Through the same protocol Airflow uses (boto); any credentials pass on moto."""
+    def client(self) -> Any:
+        """A boto3 client straight to the server, the protocol Airflow uses; moto accepts any
+        credentials. (Checks read the bucket through it, not through the code they check.)"""
         import boto3
 
-        s3 = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             region_name="us-east-1",
             aws_access_key_id="cluster-access-key",
             aws_secret_access_key="cluster-secret-key",  # noqa: S106 - moto accepts any
         )
+
+    def create_bucket(self, name: str) -> None:
+        s3 = self.client()
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if name not in existing:
             s3.create_bucket(Bucket=name)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` in ``bucket``, sorted."""
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

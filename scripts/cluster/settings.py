@@ -25,14 +25,12 @@ ENV_FILE = ROOT / "deploy" / "airflow.env"
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # =================================================================================================
-# RUN STORAGE: the one setting to switch.
-# The stages of a DAG run hand each other files through the run folder (CRM_SYNC_HOME/runs/...).
-# Until crm_sync keeps that folder on Airflow object storage (CRM_SYNC_RUN_STORAGE), every worker
-# must see the same folder: "shared" gives them one (.cluster/shared), the one thing on this
-# cluster a real one would not share. Once crm_sync reads CRM_SYNC_RUN_STORAGE, set "s3": run files
-# go to the local S3 server (moto) through the Airflow connection `crm_sync_runs`, and each worker
-# keeps a private CRM_SYNC_HOME. (`make cluster CLUSTER_ARGS="--run-storage s3"` tries it.)
-RUN_STORAGE = "shared"
+# RUN STORAGE: where the stages of a DAG run hand each other files (crm_sync reads it from
+# CRM_SYNC_RUN_STORAGE). "s3": the local S3 server (moto) through the Airflow connection
+# `crm_sync_runs`, and each process keeps a private CRM_SYNC_HOME: the workers share no folder for
+# run files, as on separate machines. "shared" (one folder every process sees, .cluster/shared)
+# is kept to compare: `make cluster CLUSTER_ARGS="--run-storage shared"`.
+RUN_STORAGE = "s3"
 # =================================================================================================
 RUN_STORAGE_CHOICES = ("shared", "s3")
 S3_BUCKET = "crm-sync-runs"
@@ -57,6 +55,7 @@ DEPLOYMENT_KEYS = (
     "REQUESTS_CA_BUNDLE",
     "CRM_SYNC_HOME",
     "CRM_SYNC_RUN_STORAGE",
+    "CRM_SYNC_BACKUP_DIR",
     "PYTHONPATH",
 )
 
@@ -146,8 +145,10 @@ class Layout:
     """Folders of one cluster under ``root`` (``.cluster/`` for `make cluster`).
 
     control/home         AIRFLOW_HOME of api-server, scheduler, dag-processor, triggerer
-    worker-N/            working directory of worker N; worker-N/home its AIRFLOW_HOME (logs)
+    worker-N/            working directory of worker N; worker-N/home its AIRFLOW_HOME (logs),
+                         worker-N/crm_sync its CRM_SYNC_HOME (scratch files, preflight record)
     shared/crm_sync      the run folder every worker sees (RUN_STORAGE "shared" only)
+    backups/             the backup archive (CRM_SYNC_BACKUP_DIR): storage every worker sees
     postgres/, redis/, s3/, sandbox/   the services' data
     logs/                stdout/stderr of every process
     """
@@ -172,6 +173,12 @@ class Layout:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def backups(self) -> Path:
+        """Backups must be found by the task that writes, whichever worker took them
+        (docs/backup.md): the one folder the processes share, and never for run files."""
+        return self.root / "backups"
 
     def sync_home(self, run_storage: str, worker: int | None) -> Path:
         """CRM_SYNC_HOME of a process: shared by all while run files live in a folder."""
@@ -274,6 +281,7 @@ def deployment_env(topo: Topology, worker: int | None = None) -> dict[str, str]:
         "REQUESTS_CA_BUNDLE": str(ep.sf_ca_bundle),
         "CRM_SYNC_HOME": str(layout.sync_home(topo.run_storage, worker)),
         "CRM_SYNC_RUN_STORAGE": run_storage_url(layout, topo.run_storage),
+        "CRM_SYNC_BACKUP_DIR": str(layout.backups),
         "PYTHONPATH": str(ROOT),
     }
     assert tuple(env) == DEPLOYMENT_KEYS, "keep DEPLOYMENT_KEYS and deployment_env in step"

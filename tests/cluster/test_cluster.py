@@ -3,7 +3,8 @@
 One cluster is started for the module (PostgreSQL and Redis from Debian's packages, both
 sandboxes, api-server, scheduler, dag-processor, triggerer, two Celery workers in their own
 folders), the scenario runs (three DAGs triggered and a three-hour backfill of
-sync_leads_contacts, all at once) and the tests below read its outcome. About four minutes.
+sync_leads_contacts, all at once, handing run files over through the S3 server) and the
+tests below read its outcome. About four minutes.
 """
 
 from __future__ import annotations
@@ -88,20 +89,24 @@ def test_data_is_synced_in_both_sandboxes(ran: tuple[Cluster, scenario.Outcome])
     assert outcome.ok, outcome.problems
 
 
-def test_run_files_went_through_the_shared_folder_only(
+def test_run_files_went_through_the_bucket_and_no_worker_shares_a_folder_for_them(
     ran: tuple[Cluster, scenario.Outcome],
 ) -> None:
-    """Today's one shared thing (RUN_STORAGE "shared"): every run's files are in one folder."""
+    """The workers hand each other run files through the S3 server only: every DAG's run files
+    are in the bucket (read with boto3 while the server ran), none on any process's own disk,
+    and each process has a CRM_SYNC_HOME of its own. The backup archive is the one folder they
+    share (the write stage must find a backup another worker took)."""
     c, outcome = ran
-    runs = c.layout.shared_sync_home / "runs"
-    assert {p.name for p in runs.iterdir()} >= set(DAG_IDS)
-    for n in (1, 2):
-        assert not (c.layout.worker_dir(n) / "crm_sync").exists()
-    env = c.env(worker=1)
-    assert (
-        env["CRM_SYNC_HOME"] == c.env(worker=2)["CRM_SYNC_HOME"] == str(c.layout.shared_sync_home)
-    )
-    assert env["CRM_SYNC_RUN_STORAGE"] == runs.as_uri()
+    assert c.run_storage == "s3"
+    assert outcome.run_storage == "s3://crm_sync_runs@crm-sync-runs/runs"
+    assert all(outcome.run_files.get(d, 0) > 0 for d in DAG_IDS), outcome.run_files
+    assert outcome.local_run_files == []
+    assert not c.layout.shared_sync_home.exists()
+    envs = [c.env(worker=n) for n in (None, 1, 2)]
+    assert len({e["CRM_SYNC_HOME"] for e in envs}) == 3
+    assert {e["CRM_SYNC_RUN_STORAGE"] for e in envs} == {outcome.run_storage}
+    assert {e["CRM_SYNC_BACKUP_DIR"] for e in envs} == {str(c.layout.backups)}
+    assert any((p / "manifest.json").is_file() for p in c.layout.backups.iterdir())
     # and the cluster ran with the settings every deployment shares
     for key, value in read_env_file().items():
-        assert env[key] == value, key
+        assert envs[1][key] == value, key

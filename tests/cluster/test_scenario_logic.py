@@ -43,6 +43,8 @@ def good_outcome() -> Outcome:
         log_files_by_worker={"worker-1": 20, "worker-2": 31},
         remote_log_ok=True,
         verify={"ok": True, "checks": {}},
+        run_storage="s3://crm_sync_runs@crm-sync-runs/runs",
+        run_files={d: 40 for d in scenario.DAG_IDS},
     )
 
 
@@ -64,6 +66,14 @@ def test_a_clean_outcome_has_no_problems() -> None:
             "the api-server could not show a task log from each worker",
         ),
         (lambda o: o.verify.update({"ok": False}), "data checks failed"),
+        (
+            lambda o: o.run_files.pop("sync_opportunities"),
+            "sync_opportunities: no run files in s3://crm_sync_runs@crm-sync-runs/runs",
+        ),
+        (
+            lambda o: o.local_run_files.append("/w1/crm_sync/runs/d/r/report.json"),
+            "run files on a process's own disk: ['/w1/crm_sync/runs/d/r/report.json']",
+        ),
     ],
 )
 def test_each_problem_is_named(spoil, problem: str) -> None:

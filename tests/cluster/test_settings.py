@@ -67,14 +67,18 @@ def test_workers_have_their_own_home_and_address(parts) -> None:
 
 def test_run_storage_switch(parts) -> None:
     layout = parts.layout
-    shared = [process_env(parts, n) for n in (None, 1, 2)]
+    assert settings.RUN_STORAGE == "s3"  # the default: workers share no folder for run files
+    assert Topology(layout, parts.ports, parts.endpoints, parts.secrets).run_storage == "s3"
+    s3 = [process_env(replace(parts, run_storage="s3"), n) for n in (None, 1, 2)]
+    assert len({e["CRM_SYNC_HOME"] for e in s3}) == 3  # each process its own
+    assert {e["CRM_SYNC_RUN_STORAGE"] for e in s3} == {"s3://crm_sync_runs@crm-sync-runs/runs"}
+    shared = [process_env(parts, n) for n in (None, 1, 2)]  # kept to compare
     assert {e["CRM_SYNC_HOME"] for e in shared} == {str(layout.shared_sync_home)}
     assert {e["CRM_SYNC_RUN_STORAGE"] for e in shared} == {
         (layout.shared_sync_home / "runs").as_uri()
     }
-    s3 = [process_env(replace(parts, run_storage="s3"), n) for n in (None, 1, 2)]
-    assert len({e["CRM_SYNC_HOME"] for e in s3}) == 3  # nothing shared but the bucket
-    assert {e["CRM_SYNC_RUN_STORAGE"] for e in s3} == {"s3://crm_sync_runs@crm-sync-runs/runs"}
+    # backups are found by whichever worker writes, in both shapes (docs/backup.md)
+    assert {e["CRM_SYNC_BACKUP_DIR"] for e in s3 + shared} == {str(layout.backups)}
     assert settings.RUN_STORAGE in settings.RUN_STORAGE_CHOICES
 
 

@@ -2,13 +2,16 @@
 a fresh state store per test, and a helper that runs a real DAG with ``dag.test()``.
 
 Sandboxes start once per session (a few seconds each) and are reset through their admin APIs
-before every test, so each test starts from empty systems and an empty state store.
+before every test, so each test starts from empty systems and an empty state store: a SQLite
+file, and for the modules in :data:`POSTGRES_MODULES` also a new PostgreSQL database (each of
+their tests runs twice, ``[sqlite]`` and ``[postgresql]``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import pytest
 import requests
 
 from sandbox.process import SandboxProcess, start_sandbox
+from tests.cluster.helpers import create_role, new_database, postgres_server
 from tests.e2e.helpers import PARAM_DEFAULTS
 
 SF_CONN = {
@@ -133,29 +137,94 @@ def preflight_passed(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFact
     return home / "preflight"
 
 
+# -- the state store: SQLite for every test, PostgreSQL as well for these modules ----------------
+#
+# The cluster and docker-compose keep the sync state on PostgreSQL, one machine on SQLite; the
+# store is written through SQLAlchemy and migrated by Alembic, but locking (SELECT ... FOR UPDATE
+# on leases, the advisory lock of migrations), the partial unique index of active links,
+# ON CONFLICT upserts, JSON columns and time zones behave differently in the two. These modules
+# exercise exactly those: link statuses moving through conversion, merge, delete and collision
+# (the partial index); quarantine rows retried, parked and resolved (JSON payloads, counts per
+# run); held items and memberships (opportunities, engagement); watermarks, leases and
+# backfills (run kinds). The rest of the suite reads and writes the store through the same
+# methods, so running it twice would double CI time (about 7 of 14 minutes are e2e) for little:
+# the whole suite must stay under 20 minutes. Two DAGs and a backfill writing to one PostgreSQL
+# store at once: test_postgres_writers.py.
+POSTGRES_MODULES = frozenset(
+    {
+        "test_lifecycle",
+        "test_data_quality",
+        "test_opportunities",
+        "test_engagement",
+        "test_run_kinds",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "state_db" in metafunc.fixturenames and module in POSTGRES_MODULES:
+        metafunc.parametrize(
+            "state_db",
+            [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)],
+            indirect=True,
+        )
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    user: str  # name:password of the role that owns the test databases
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the session (scripts/ensure_services.sh), with a role
+    whose password is new for the session: the secret scan then proves it never leaks."""
+    with postgres_server("crm_sync_e2e_pg_") as port:
+        user = f"crm_sync_e2e:{secrets.token_hex(12)}"
+        create_role(port, *user.split(":"))
+        yield PostgresServer(port, user)
+
+
+@pytest.fixture
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The ``sync_state`` connection (URI form) of a new, empty database: SQLite unless the
+    test is parametrized with ``postgresql``."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with new_database(server.port, "e2e", server.user) as url:
+        yield url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
 @pytest.fixture
 def fresh(
     sandboxes: Sandboxes,
     preflight_passed: Path,
+    state_db: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Sandboxes:
+) -> Iterator[Sandboxes]:
     """Empty sandboxes (real clock, no faults), a new state store and run folder for this test.
 
     The preflight's pass is already recorded and backups are waived
     (``CRM_SYNC_REQUIRE_BACKUP=false``): both are tested in test_preflight.py and
     test_backup.py, and would otherwise add their API calls to every test's first run."""
+    from crm_sync.runtime import close_stores
+
     sandboxes.sf.post("reset", {"schema": True})
     sandboxes.lg.post("reset")
     home = tmp_path / "crm_sync"
     shutil.copytree(preflight_passed, home / "preflight")
     monkeypatch.setenv("CRM_SYNC_HOME", str(home))
+    monkeypatch.delenv("CRM_SYNC_RUN_STORAGE", raising=False)  # run files under this home
     monkeypatch.setenv("CRM_SYNC_REQUIRE_BACKUP", "false")
-    monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", f"sqlite:///{tmp_path / 'state.db'}")
-    from crm_sync.runtime import close_stores
-
+    monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", state_db)
     close_stores()
-    return sandboxes
+    yield sandboxes
+    close_stores()  # before the database is dropped
 
 
 @pytest.fixture(scope="session")

@@ -2,49 +2,39 @@
 cluster, docker-compose.yaml). Every test runs on each; the PostgreSQL server is a private one
 started from Debian's packages by scripts/ensure_services.sh, with a new empty database per test.
 
-Migrations are checked from an empty database, one revision at a time (with a single revision
-today, that is the upgrade from nothing; each later revision is then upgraded to from the one
-before it), and the result must match the models exactly.
+Migrations are checked from an empty database, one revision at a time, and the result must match
+the models exactly; and from revision 0001 with data in it to head: 0002 adds a partial unique
+index (one active link per Salesforce record), a column (``held_items.last_run_id``) and a table
+(``leases``), 0003 widens ``runs.status``, and the rows already there must come through unchanged.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from crm_sync.state.store import MIGRATIONS_DIR, SyncStore
-from scripts.cluster.settings import ROOT, free_port
-from tests.cluster.helpers import make_service_dir
+from tests.cluster.helpers import new_database, postgres_server
 
-PG_USER = "airflow:airflow"
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
 def pg_port() -> Iterator[int]:
     """A private PostgreSQL server for the session (loopback, free port)."""
-    folder = make_service_dir("crm_sync_state_pg_")
-    port = free_port()
-    script = str(ROOT / "scripts" / "ensure_services.sh")
-    subprocess.run(["bash", script, "postgres", "start", str(folder / "pg"), str(port)], check=True)
-    try:
+    with postgres_server("crm_sync_state_pg_") as port:
         yield port
-    finally:
-        subprocess.run(["bash", script, "postgres", "stop", str(folder / "pg")], check=False)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(
     params=[
         pytest.param("sqlite", marks=pytest.mark.unit),
-        pytest.param("postgresql", marks=pytest.mark.cluster),
+        pytest.param("postgresql", marks=[pytest.mark.cluster, pytest.mark.postgres]),
     ]
 )
 def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
@@ -52,19 +42,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
         return
-    port = request.getfixturevalue("pg_port")
-    name = f"state_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(
-        f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{port}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with new_database(request.getfixturevalue("pg_port")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -83,8 +62,19 @@ def _alembic(conn):
     return cfg
 
 
-def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
+def _upgrade(engine: Engine, revision: str) -> str | None:
+    """Upgrade to ``revision`` as SyncStore.migrate does; the revision the database is at."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), revision)
+    with engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": "crm_sync_alembic_version"})
+        return ctx.get_current_revision()
+
+
+def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -94,15 +84,10 @@ def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
     engine = create_engine(empty_url)
     assert inspect(engine).get_table_names() == []
     revisions = list(reversed(list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())))
-    assert revisions and revisions[0].down_revision is None
+    assert [r.revision for r in revisions] == ["0001", "0002", "0003"]
+    assert revisions[0].down_revision is None
     for rev in revisions:  # each revision from the one before it (the first from nothing)
-        with engine.begin() as conn:
-            command.upgrade(_alembic(conn), rev.revision)
-        with engine.connect() as conn:
-            ctx = MigrationContext.configure(
-                conn, opts={"version_table": "crm_sync_alembic_version"}
-            )
-            assert ctx.get_current_revision() == rev.revision
+        assert _upgrade(engine, rev.revision) == rev.revision
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     # the version table is Alembic's own, not a model
@@ -110,6 +95,88 @@ def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
     engine.dispose()
     # opening the store on the migrated database changes nothing and fails nothing
     SyncStore(empty_url).dispose()
+
+
+def _rows_at_0001(engine: Engine) -> None:
+    """What a store at revision 0001 holds: links (two active memberships on one opportunity,
+    a deleted link and an active one to the same Salesforce record), a held item."""
+    now = datetime(2026, 11, 20, 9)
+    link = (
+        "INSERT INTO links (domain, lg_id, sf_object, sf_id, status, synced_values, created_at,"
+        " updated_at) VALUES (:domain, :lg, :obj, :sf, :status, '{}', :now, :now)"
+    )
+    with engine.begin() as conn:
+        for domain, lg, obj, sf, status in [
+            ("person", "11", "Lead", "00Q000000000001", "deleted"),
+            ("person", "12", "Lead", "00Q000000000001", "active"),
+            ("person", "13", "Contact", "003000000000001", "active"),
+            ("membership", "m1", "OpportunityContactRole", "006000000000001", "active"),
+            ("membership", "m2", "OpportunityContactRole", "006000000000001", "active"),
+        ]:
+            conn.execute(
+                text(link),
+                {"domain": domain, "lg": lg, "obj": obj, "sf": sf, "status": status, "now": now},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO runs (dag_id, run_id, status, dry_run, full_resync, started_at,"
+                " sf_api_calls, lg_api_calls, report) VALUES ('sync_leads_contacts', 'r0',"
+                " 'running', false, false, :now, 3, 1, '{}')"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO held_items (dag_id, kind, item_key, payload, reason, status,"
+                " attempts, first_seen, last_seen) VALUES ('sync_engagement_activities',"
+                " 'event', 'e1', '{\"x\": 1}', 'lead not linked', 'held', 2, :now, :now)"
+            ),
+            {"now": now},
+        )
+
+
+def test_a_store_at_0001_with_data_upgrades_to_head_keeping_every_row(empty_url: str) -> None:
+    engine = create_engine(empty_url)
+    assert _upgrade(engine, "0001") == "0001"
+    _rows_at_0001(engine)
+    assert "leases" not in inspect(engine).get_table_names()
+
+    store = SyncStore(empty_url)  # opening it migrates, as a task does after a deployment
+    assert _upgrade(engine, "head") == "0003"
+    assert {"leases", "links", "held_items"} <= set(inspect(engine).get_table_names())
+    assert "uq_links_active_sf_record" in {i["name"] for i in inspect(engine).get_indexes("links")}
+    # the rows came through
+    assert store.count_links("person") == 2 and store.count_links("membership") == 2
+    [held] = store.held("sync_engagement_activities", "event")
+    assert (held.item_key, held.attempts, held.payload, held.last_run_id) == (
+        "e1",
+        2,
+        {"x": 1},
+        None,
+    )
+    # the new column works: a retried run does not count a second attempt
+    for _ in range(2):
+        store.hold("sync_engagement_activities", "event", "e1", payload={}, reason="r", run_id="r9")
+    assert store.held("sync_engagement_activities", "event")[0].attempts == 3
+    # the run in progress can end above the threshold (a status longer than 0001 allowed)
+    assert store.get_run("sync_leads_contacts", "r0").sf_api_calls == 3
+    store.finish_run("sync_leads_contacts", "r0", status="threshold_exceeded", report={})
+    assert store.get_run("sync_leads_contacts", "r0").status == "threshold_exceeded"
+    # the new table works
+    assert store.acquire_lease("sync_leads_contacts", "r1", timedelta(hours=2)) is None
+    assert store.acquire_lease("sync_leads_contacts", "r2", timedelta(hours=2)) == "r1"
+    # the new index holds: a second active person link to one record is refused by the database
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO links (domain, lg_id, sf_object, sf_id, status, synced_values,"
+                " created_at, updated_at) VALUES ('person', '14', 'Lead', '00Q000000000001',"
+                " 'active', '{}', :now, :now)"
+            ),
+            {"now": datetime(2026, 11, 20, 10)},
+        )
+    store.dispose()
+    engine.dispose()
 
 
 def test_opening_migrates_and_is_idempotent(empty_url: str) -> None:
@@ -237,6 +304,15 @@ def test_runs_watermarks_and_windows(store: SyncStore) -> None:
     got = store.get_watermark("d", "people")
     assert got == T0 + timedelta(hours=1) and got.tzinfo is not None
     assert store.covered_until("d") == T0 + timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    "status", ["success", "failed", "threshold_exceeded", "budget_exhausted", "dry_run"]
+)
+def test_a_run_ends_with_any_status_the_sync_gives_it(store: SyncStore, status: str) -> None:
+    store.start_run("d", "r1", window_start=T0, window_end=T0, dry_run=False, full_resync=False)
+    store.finish_run("d", "r1", status=status, report={"rows": {}})
+    assert store.get_run("d", "r1").status == status
 
 
 def _quarantine(store: SyncStore, run_id: str, key: str = "lg:1", max_attempts: int = 3):

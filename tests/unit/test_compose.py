@@ -114,7 +114,7 @@ def cluster_envs(tmp_path: Path) -> list[dict[str, str]]:
     """What `make cluster` gives its control plane and its two workers."""
     ports = Ports(postgres=1, redis=2, api=3, worker_logs=4, trigger_logs=5, s3=6)
     ep = Endpoints(7, 8, tmp_path / "ca-bundle.pem", "http://127.0.0.1:8/__sandbox__/app")
-    parts = Topology(Layout(tmp_path), ports, ep, Secrets("j" * 20, "a" * 20), "shared")
+    parts = Topology(Layout(tmp_path), ports, ep, Secrets("j" * 20, "a" * 20))  # its default
     return [process_env(parts, w) for w in (None, 1, 2)]
 
 
@@ -194,3 +194,25 @@ def test_init_prepares_state_store_and_bucket(compose: dict) -> None:
     for name in AIRFLOW_SERVICES:
         if name != "airflow-init":
             assert "object-storage" in compose["services"][name]["depends_on"], name
+
+
+def test_run_files_go_to_the_bucket_and_only_backups_share_a_volume(
+    compose: dict, cluster_envs: list[dict]
+) -> None:
+    """As on `make cluster`: run files on object storage through the connection, each
+    container's CRM_SYNC_HOME its own; the backup archive is the one volume every Airflow
+    container mounts besides the code and the sandboxes' CA bundle."""
+    env = compose["x-airflow-common"]["environment"]
+    assert env["CRM_SYNC_RUN_STORAGE"] == "s3://crm_sync_runs@crm-sync-runs/runs"
+    assert {e["CRM_SYNC_RUN_STORAGE"] for e in cluster_envs} == {env["CRM_SYNC_RUN_STORAGE"]}
+    assert len({e["CRM_SYNC_HOME"] for e in cluster_envs}) == len(cluster_envs)
+    assert "crm-sync-runs" in compose["services"]["airflow-init"]["command"][-1]
+    for name in AIRFLOW_SERVICES:
+        named = [m.split(":")[0] for m in compose["services"][name]["volumes"]]
+        named = [v for v in named if not v.startswith(".")]
+        assert sorted(named) == ["crm-sync-backups", "sandbox-data"], name
+        assert (
+            f"crm-sync-backups:{env['CRM_SYNC_BACKUP_DIR']}" in compose["services"][name]["volumes"]
+        )
+        assert not env["CRM_SYNC_HOME"].startswith(env["CRM_SYNC_BACKUP_DIR"])
+    assert set(compose["volumes"]) == {"postgres-db", "crm-sync-backups", "sandbox-data"}

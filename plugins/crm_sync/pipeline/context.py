@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_sync.pipeline.files import RunFolder
-from crm_sync.settings import runs_dir, scratch_dir
+from crm_sync.settings import run_storage, scratch_dir
 
 
 def safe_name(run_id: str) -> str:
@@ -40,8 +40,9 @@ class RunContext:
 
     @property
     def folder(self) -> RunFolder:
-        """The run's files, shared by its tasks (see :class:`RunFolder`)."""
-        return RunFolder(runs_dir() / self.dag_id / safe_name(self.run_id))
+        """The run's files, shared by its tasks wherever they run (``CRM_SYNC_RUN_STORAGE``; see
+        :class:`RunFolder`)."""
+        return RunFolder(f"{run_storage().rstrip('/')}/{self.dag_id}/{safe_name(self.run_id)}")
 
     @property
     def scratch_root(self) -> Path:

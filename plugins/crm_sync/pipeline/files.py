@@ -1,24 +1,47 @@
 """What the tasks of one run hand each other: JSON-lines and JSON files in the run folder, plus a
 task-local on-disk index for lookups by key.
 
-Readable with ``jq`` when debugging a run; streamed in chunks so memory stays bounded. Appends
-never rewrite a file: each one adds a *part* (``results/lg.jsonl.parts/000001.jsonl``), so a crash
-mid-append leaves whole parts only, and the same layout works on object storage, which has no
-append.
+The run folder lives wherever ``CRM_SYNC_RUN_STORAGE`` points (``crm_sync.settings.run_storage``):
+a local folder by default, or object storage through an Airflow connection
+(``s3://<conn id>@<bucket>/<prefix>``), so workers need no shared disk. Every access goes through
+Airflow's ``ObjectStoragePath`` and the fsspec filesystem it attaches for that connection.
+
+Readable with ``jq`` when debugging a run; streamed in chunks so memory stays bounded. A file
+appears whole or not at all: locally it is written next to its final name and renamed; on object
+storage the object is created only when the upload completes (one PUT, or a multipart upload
+completed at the end), and an upload that fails half way is discarded. Appends never rewrite a
+file: each one adds a *part* (``results/lg.jsonl.parts/000001.jsonl``), so a crash mid-append
+leaves whole parts only, and the same layout works on object storage, which has no append.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import shutil
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from crm_sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+    from fsspec import AbstractFileSystem
 
 PARTS = ".parts"
+TMP = ".tmp"
+# Filesystems where a rename is atomic and cheap (write next to the name, then rename).
+LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+# Read-ahead and upload block on object storage: bounds the memory an open file holds (s3fs
+# defaults to 50 MiB) and stays above S3's 5 MiB minimum part of a multipart upload.
+BLOCK_SIZE = 8 * 2**20
+# Encoded lines are written in batches of about this size (fewer calls into the filesystem).
+WRITE_BATCH = 256 * 2**10
 
 
 def _default(o: Any) -> Any:
@@ -46,100 +69,196 @@ def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield buf
 
 
-def _write_lines(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write to a temp file, then rename: a crash never leaves a half-written file a retry trusts."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(dumps(row) + "\n")
-            n += 1
-    tmp.replace(path)
+def storage_path(location: str | os.PathLike[str] | ObjectStoragePath) -> ObjectStoragePath:
+    """``location`` as an ``ObjectStoragePath``: a URL (``file:///srv/runs``,
+    ``s3://conn_id@bucket/prefix``: the connection before ``@``, as Airflow reads it) or a
+    local path."""
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(location, ObjectStoragePath):
+        return location
+    text = os.fspath(location)
+    if "://" not in text:
+        text = Path(text).absolute().as_uri()
+    try:
+        return ObjectStoragePath(text)
+    except ValueError as exc:  # universal-pathlib: "Unsupported filesystem: ..."
+        raise ConfigError(f"run storage {text}: {exc}") from exc
+
+
+def _write_rows(fh: BinaryIO, rows: Iterable[dict[str, Any]]) -> int:
+    """JSON lines of ``rows`` into ``fh`` in batches; how many rows."""
+    n, size, batch = 0, 0, []
+    for row in rows:
+        line = (dumps(row) + "\n").encode("utf-8")
+        batch.append(line)
+        size += len(line)
+        n += 1
+        if size >= WRITE_BATCH:
+            fh.write(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        fh.write(b"".join(batch))
     return n
 
 
-def _read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
+def _discard(fh: Any) -> None:
+    """Drop an object-storage upload that failed half way, so none of it becomes visible.
+
+    fsspec's buffered files upload what they hold when closed (also from ``__del__``): the file
+    is marked closed after its ``discard`` (s3fs: aborts the multipart upload, drops the buffer).
+    fsspec's in-memory files (tests only) are visible from the start and cannot be discarded."""
+    discard = getattr(fh, "discard", None)
+    if callable(discard):
+        discard()
+    try:
+        fh.closed = True
+    except AttributeError:
+        pass
 
 
 class RunFolder:
     """The files of one DAG run, by name (``"plans/plans.jsonl"``).
 
     Every stage reads and writes through this object, never through paths of its own, so where
-    the folder lives is one setting.
+    the folder lives is one setting. ``root`` is a URL, a local path or an ``ObjectStoragePath``.
     """
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike[str] | ObjectStoragePath):
+        self.root = storage_path(root)
+        self.local = self.root.protocol in LOCAL_PROTOCOLS
 
     def __repr__(self) -> str:
         return f"RunFolder({self.root})"
 
-    def _path(self, name: str) -> Path:
-        return self.root / name
+    @property
+    def fs(self) -> AbstractFileSystem:
+        """The filesystem of the root (through its Airflow connection, if it names one)."""
+        try:
+            return self.root.fs
+        except ValueError as exc:  # Airflow: "No filesystem registered for scheme ..."
+            raise ConfigError(
+                f"run storage {self.root}: {exc} (is the Airflow provider for it installed?)"
+            ) from exc
+
+    def _path(self, name: str) -> str:
+        """The filesystem path of ``name``; object-storage listings cached by this process are
+        dropped first, so another worker's files are seen."""
+        path = f"{self.root.path.rstrip('/')}/{name}"
+        self.fs.invalidate_cache(path)
+        return path
+
+    @contextmanager
+    def _create(self, path: str) -> Iterator[BinaryIO]:
+        """A binary file that appears at ``path`` whole, when the block ends without error."""
+        fs = self.fs
+        if self.local:
+            # A crash never leaves a half-written file a retry trusts: write, then rename.
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = path + TMP
+            try:
+                with fs.open(tmp, "wb") as fh:
+                    yield fh
+                fs.mv(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+            return
+        # The object is created when the upload completes: one PUT below BLOCK_SIZE, else a
+        # multipart upload completed by close().
+        fh = fs.open(path, "wb", block_size=BLOCK_SIZE)
+        try:
+            yield fh
+        except BaseException:
+            _discard(fh)
+            raise
+        fh.close()
+
+    def _lines(self, path: str) -> Iterator[dict[str, Any]]:
+        """The rows of one JSON-lines file, streamed (nothing when it does not exist)."""
+        try:
+            raw = self.fs.open(path, "rb", block_size=BLOCK_SIZE)
+        except FileNotFoundError:
+            return
+        with raw, io.TextIOWrapper(raw, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    yield json.loads(line)
+
+    def _parts(self, path: str) -> list[str]:
+        """The appended parts of ``path``, in order (their full paths)."""
+        parts = path + PARTS
+        self.fs.invalidate_cache(parts)  # its listing may be cached from before another's append
+        try:
+            entries = self.fs.ls(parts, detail=False)
+        except FileNotFoundError:
+            return []
+        found = (e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        return [f"{parts}/{n}" for n in sorted(n for n in found if _is_part(n))]
 
     def exists(self, name: str) -> bool:
         p = self._path(name)
-        return p.exists() or p.with_name(p.name + PARTS).exists()
+        return self.fs.exists(p) or bool(self._parts(p))
 
     def clear(self) -> None:
         """Remove everything: a new run plans from scratch against both systems' current state."""
-        if self.root.exists():
-            shutil.rmtree(self.root)
+        root = self._path("").rstrip("/")
+        if self.fs.exists(root):
+            self.fs.rm(root, recursive=True)
 
     def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> int:
         """Replace ``name`` with ``rows`` (and drop its appended parts); return how many."""
         p = self._path(name)
-        parts = p.with_name(p.name + PARTS)
-        if parts.exists():
-            shutil.rmtree(parts)
-        return _write_lines(p, rows)
+        if self.fs.exists(p + PARTS):
+            self.fs.rm(p + PARTS, recursive=True)
+        with self._create(p) as fh:
+            return _write_rows(fh, rows)
 
     def append_jsonl(self, name: str, rows: Sequence[dict[str, Any]]) -> int:
         """Add ``rows`` to ``name`` as one new part; return how many."""
         if not rows:
             return 0
         p = self._path(name)
-        parts = p.with_name(p.name + PARTS)
-        parts.mkdir(parents=True, exist_ok=True)
-        seq = 1 + max((int(f.stem) for f in parts.glob("*.jsonl") if f.stem.isdigit()), default=0)
-        return _write_lines(parts / f"{seq:06d}.jsonl", rows)
+        last = max((int(_stem(f)) for f in self._parts(p)), default=0)
+        with self._create(f"{p}{PARTS}/{last + 1:06d}.jsonl") as fh:
+            return _write_rows(fh, rows)
 
     def read_jsonl(self, name: str) -> Iterator[dict[str, Any]]:
         """The rows of ``name``: the file first, then its appended parts in order."""
         p = self._path(name)
-        if p.exists():
-            yield from _read_lines(p)
-        parts = p.with_name(p.name + PARTS)
-        if parts.exists():
-            for f in sorted(parts.glob("*.jsonl")):
-                yield from _read_lines(f)
+        yield from self._lines(p)
+        for part in self._parts(p):
+            yield from self._lines(part)
 
     def write_json(self, name: str, obj: Any) -> None:
-        p = self._path(name)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(
-            json.dumps(obj, default=_default, indent=2, ensure_ascii=False), encoding="utf-8"
-        )
-        tmp.replace(p)
+        text = json.dumps(obj, default=_default, indent=2, ensure_ascii=False)
+        with self._create(self._path(name)) as fh:
+            fh.write(text.encode("utf-8"))
 
     def read_json(self, name: str, default: Any = None) -> Any:
-        p = self._path(name)
-        if not p.exists():
+        try:
+            with self.fs.open(self._path(name), "rb") as fh:
+                return json.loads(fh.read().decode("utf-8"))
+        except FileNotFoundError:
             return default
-        return json.loads(p.read_text(encoding="utf-8"))
 
-    def local_path(self, name: str) -> Path:
-        """A local file path for ``name`` (for humans and for tools that need a path)."""
-        p = self._path(name)
+    def local_path(self, name: str) -> Path | str:
+        """Where ``name`` is, for humans (messages, logs): a local file path (its folder is
+        created, for tools that need one) or, on object storage, its URL."""
+        if not self.local:
+            return str(self.root / name)
+        p = Path(self.root.path) / name
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+
+def _stem(path: str) -> str:
+    return path.rsplit("/", 1)[-1].split(".", 1)[0]
+
+
+def _is_part(name: str) -> bool:
+    """``000001.jsonl``, not an unfinished ``000001.jsonl.tmp``."""
+    return name.endswith(".jsonl") and name[: -len(".jsonl")].isdigit()
 
 
 class DiskIndex:

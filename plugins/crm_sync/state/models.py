@@ -96,7 +96,7 @@ class Run(Base):
     run_id: Mapped[str] = mapped_column(String(250))
     window_start: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     window_end: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")
+    status: Mapped[str] = mapped_column(String(32), default="running")
     dry_run: Mapped[bool] = mapped_column(default=False)
     full_resync: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime] = mapped_column(DateTime)
