@@ -2,9 +2,10 @@
 memberships (their opportunities resolved), in the order of :data:`STEPS`.
 
 The API has no external id for opportunities, accounts or opportunity leads, so a create is
-recorded as a link right after its batch: a retried load skips what is done and never creates a
-record twice. A membership create refused with 301 already exists (an earlier attempt wrote it
-and could not record it): it is adopted, not failed.
+marked in flight before it is sent and recorded as a link right after its batch: a retried load
+skips what is done, looks up what was in flight, and never creates a record twice. A membership
+create refused with 301 already exists (an earlier attempt wrote it and could not record it): it
+is adopted, not failed.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Loader:
         for batch in chunked(todo, LG_BATCH):
             found = self._adopt([p for p in batch if p["pair"] in self.suspect])
             fresh = [p for p in batch if p["pair"] not in found]
+            self._in_flight(fresh)
             rows = [*found.values(), *self._send(method, fresh)]
             by_pair = {r["pair"]: r for r in rows}
             ordered = [by_pair[p["pair"]] for p in batch]
@@ -80,6 +82,16 @@ class Loader:
                 self.counts[f"{plan['kind']}_{plan['lg_op']}_{outcome}"] += 1
             self.results.append(ordered)
             self.books.record(batch, ordered)
+
+    def _in_flight(self, batch: list[Plan]) -> None:
+        """Creates are marked as lost answers in the results before they go out, and their
+        real answers appended after: a task killed while a create is in flight (the server may
+        have applied it) leaves the mark, and its retry looks the records up before creating
+        them again (see :mod:`.ambiguous`)."""
+        creates = [p for p in batch if p["lg_op"] == "create"]
+        if creates:
+            why = "sent, and the task stopped before the answer was recorded"
+            self.results.append([_ambiguous_row(p, why) for p in creates])
 
     def _send(self, method: str, batch: list[Plan], again: bool = False) -> list[ResultRow]:
         if not batch:
