@@ -100,6 +100,7 @@ class AccountsApi:
     def __init__(self) -> None:
         self.accounts: dict[str, dict[str, Any]] = {}
         self.create_calls = 0
+        self.api_calls = 0
 
     def create_accounts(self, objs: list[dict[str, Any]]) -> list[WriteResult]:
         self.create_calls += 1
@@ -125,9 +126,39 @@ def test_a_create_in_flight_when_the_task_was_killed_is_looked_up_not_made_again
     ctx, api = make_ctx("sync_opportunities"), AccountsApi()
     [account] = _plans()[:1]
     with pytest.raises(Killed):
-        Loader(ctx, api, store, ResultLog(ctx.folder, "lg"), set()).write([account], "create_accounts")
+        Loader(ctx, api, store, ResultLog(ctx.folder, "lg"), set()).write(
+            [account], "create_accounts"
+        )
     retry = Loader(ctx, api, store, ResultLog(ctx.folder, "lg"), set())  # the task's retry
     retry.write([dict(account)], "create_accounts")
     assert api.create_calls == 1 and len(api.accounts) == 1
     assert store.links_by_sf("account", ["001A"])["001A"][0].lg_id == "500"
     assert retry.results.latest()["acc:001A"]["adopted"]
+
+
+def test_a_record_created_by_a_run_that_died_for_good_is_found_by_the_next_run(
+    make_ctx, store
+) -> None:
+    """The run's last attempt died after Lead Gen & CRM created the account and before its link
+    was recorded; the run failed. The next run plans the account again (no link): it looks it
+    up among the records created around it that no link claims, and adopts it."""
+    from types import SimpleNamespace
+
+    from crm_sync.domains.opportunities.load import load
+
+    api = AccountsApi()
+    api.create_calls = 1  # from now on creates answer normally
+    api.accounts["500"] = {"accountName": "Acme", "id": "500"}  # made by the dead run
+    store.start_run(
+        "sync_opportunities",
+        "scheduled__09",
+        window_start=None,
+        window_end=None,
+        dry_run=False,
+        full_resync=False,
+    )  # never finished
+    ctx = make_ctx("sync_opportunities", run_id="scheduled__10")
+    ctx.folder.write_jsonl("plans/validated.jsonl", _plans()[:1])
+    load(SimpleNamespace(run=ctx, leadgen=api, store=store))
+    assert api.create_calls == 1 and list(api.accounts) == ["500"]
+    assert store.links_by_sf("account", ["001A"])["001A"][0].lg_id == "500"

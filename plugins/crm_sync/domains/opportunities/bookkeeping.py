@@ -96,7 +96,9 @@ class Bookkeeper:
                     p["lg_payload"][REF_ACCOUNT] = link.lg_id
                     p.setdefault("agreed_if_lg", {})[REF_ACCOUNT] = link.lg_id
         members = [p for p in plans if p["kind"] == KIND_MEMBERSHIP and p["lg_op"] == "create"]
-        unresolved = {p["opportunity_sf"] for p in members if not p["lg_payload"].get("opportunityID")}
+        unresolved = {
+            p["opportunity_sf"] for p in members if not p["lg_payload"].get("opportunityID")
+        }
         opportunities = active_links(self.store, DOMAIN_OPPORTUNITY, unresolved)
         for p in members:
             link = opportunities.get(p["opportunity_sf"])

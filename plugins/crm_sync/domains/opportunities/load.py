@@ -253,6 +253,20 @@ def _ready_memberships(ld: Loader, creates: list[Plan]) -> list[Plan]:
     return ready
 
 
+# How many earlier runs of the DAG are looked at for one that never finished.
+UNFINISHED_LOOKBACK = 20
+
+
+def _unfinished_run_before(store: SyncStore, ctx: RunContext) -> bool:
+    """Whether one of the DAG's last runs (not this one, not a dry run) never finished: a run
+    whose load died for good after Lead Gen & CRM applied a create, before its link was
+    recorded, left a record no link knows. (A killed or failed run keeps its ``running`` row.)"""
+    return any(
+        r.finished_at is None and not r.dry_run and r.run_id != ctx.run_id
+        for r in store.recent_runs(ctx.dag_id, limit=UNFINISHED_LOOKBACK)
+    )
+
+
 # Client readers of the records an update wrote, to read them back.
 READ_BACK = {KIND_OPPORTUNITY: "get_opportunities_by_ids", KIND_ACCOUNT: "get_accounts_by_ids"}
 
@@ -285,6 +299,10 @@ def load(rt: TaskRuntime) -> dict[str, Any]:
     ld.counts["skipped_already_done"] = len(done)
     # an earlier attempt of this task may have died between its results and its links
     ld.books.replay({p["pair"]: p for p in plans}, results.latest().values())
+    if _unfinished_run_before(store, ctx):
+        # ... and so may an earlier run, whose results are in its own folder: what it created
+        # without a link is found (and linked) before anything is created again
+        ld.suspect |= {p["pair"] for p in plans if p["lg_op"] == "create"}
 
     def of(kind: str, op: str) -> list[Plan]:
         return [p for p in plans if p["kind"] == kind and p["lg_op"] == op]
