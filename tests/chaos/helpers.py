@@ -22,6 +22,8 @@ PEOPLE, OPPS, ENGAGE = "sync_leads_contacts", "sync_opportunities", "sync_engage
 DAGS = (PEOPLE, OPPS, ENGAGE)
 # The first synced hour ends here; the world is seeded three hours before it.
 H0 = datetime(2026, 11, 20, 6, tzinfo=UTC)
+# People seeded on each side (CI size; bench/bench_chaos.py runs bigger worlds).
+PEOPLE_SEEDED = int(os.environ.get("CHAOS_PEOPLE") or 240)
 
 SF_TS = "%Y-%m-%dT%H:%M:%SZ"
 LG_TS = "%Y-%m-%d %H:%M:%S"
@@ -48,7 +50,7 @@ def freeze(fresh: Any, moment: datetime) -> None:
     fresh.lg.post("clock", {"now": moment.strftime(LG_TS)})
 
 
-def seed_world(fresh: Any, *, people: int = 240, at: datetime | None = None) -> World:
+def seed_world(fresh: Any, *, people: int = PEOPLE_SEEDED, at: datetime | None = None) -> World:
     """A few hundred people on each side, a fifth of Salesforce's also in Lead Gen & CRM (same
     email), accounts and opportunities with contact roles, a year of marketing activity for
     half the leads, and the seeds' defective rows (bad emails, missing names, too long values,
@@ -267,6 +269,10 @@ class Storm:
         rejected = self.fresh.lg.get("calls").get("rejected", {})
         lg = {k.split(":", 1)[1]: v for k, v in rejected.items() if k.startswith("fault:")}
         self.injected["leadgen"] = Counter(lg)  # Lead Gen & CRM keeps counting until a reset
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Deterministic faults not injected yet (a round's should all have been hit)."""
+        return self.fresh.sf.get("faults")["rules"] + self.fresh.lg.get("faults")["pending"]
 
     def sf_rule(self, **rule: Any) -> None:
         self.fresh.sf.post("faults/rules", rule)

@@ -15,6 +15,7 @@ without their delay); a run that still fails is caught up by the next one.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ import pytest
 from tests.chaos.helpers import (
     DAGS,
     H0,
+    PEOPLE_SEEDED,
     Storm,
     airflow_retries,
     busy_hour,
@@ -40,7 +42,7 @@ from tests.e2e.helpers import run_dag, state_store
 pytestmark = pytest.mark.chaos
 
 RATE = 0.10
-STORM_HOURS = 2
+STORM_HOURS = int(os.environ.get("CHAOS_STORM_HOURS") or 2)  # bench/bench_chaos.py: more
 # Bulk API 2.0 steps of the initial load: the ingest jobs of the engagement history and the
 # query jobs of the backup taken before the first write.
 BULK_STEPS = (
@@ -83,12 +85,12 @@ def _special_faults(storm: Storm, round_no: int) -> None:
     elif round_no == 1:  # rate-limit storms on both sides, past the clients' own retries
         storm.sf_rule(fault="CONCURRENT_LIMIT", count=3)
         storm.lg_rule("*", "107", count=7)
+        storm.lg_rule("createOpportunityLeads", "drop_after")  # the hour's new contact roles
     else:
         # Salesforce's daily allocation is spent while the people run writes: its load fails
         # in every attempt (the limit is never retried inside a task), the run fails, and the
-        # next run catches its window up. Lost answers to creates on top.
+        # next run catches its window up. A lost answer to a lead create on top.
         storm.sf_rule(fault="REQUEST_LIMIT_EXCEEDED", kind="collections", count=3)
-        storm.lg_rule("createOpportunityLeads", "drop_after")
         storm.lg_rule("createLeads", "drop_after")
 
 
@@ -119,6 +121,7 @@ def test_three_dags_under_a_fault_storm_then_one_clean_run_leave_zero_violations
             if out.state == "success":
                 pending.remove(dag_id)
     assert not pending, f"the initial load never passed: {pending}"
+    assert storm.pending() == []  # every Bulk 2.0 step had its session expire, ...
 
     # Storm hours: edits on both sides, then the three DAGs under faults.
     for n in range(1, STORM_HOURS + 1):
@@ -127,8 +130,9 @@ def test_three_dags_under_a_fault_storm_then_one_clean_run_leave_zero_violations
         busy_hour(fresh, world, hour, rng)
         freeze(fresh, hour - timedelta(minutes=15))
         storm.on(seed=1 + n)
-        _special_faults(storm, n)
+        _special_faults(storm, 1 + (n - 1) % 2)  # rate-limit storm, allocation spent, ...
         _run_all(dags, hour, runs)
+        assert storm.pending() == []
     storm.off()
     api_calls = {
         "salesforce": fresh.sf.get("calls")["total"],
@@ -173,6 +177,7 @@ def test_three_dags_under_a_fault_storm_then_one_clean_run_leave_zero_violations
     )
     assert {"drop", "drop_after", "999", "500", "107"} <= set(storm.injected["leadgen"])
     assert runs["task_retries"] >= 3 and runs["runs_failed"] >= 1, runs
-    store = state_store()
-    assert store.count_links("person") >= 300 and store.count_links("opportunity") >= 30
-    assert audit["created"]["salesforce.Task"] >= 500
+    store = state_store()  # and the world was synced
+    assert store.count_links("person") >= PEOPLE_SEEDED
+    assert store.count_links("opportunity") >= PEOPLE_SEEDED // 8
+    assert audit["created"]["salesforce.Task"] >= 2 * PEOPLE_SEEDED
