@@ -148,6 +148,7 @@ class TaskRuntime:
             extracted=extracted,
             extra=extra,
             held_kind=self.definition.held_kind,
+            upstream=self.definition.waits_for,
         )
 
     def calls(self) -> dict[str, Any]:

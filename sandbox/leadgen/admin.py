@@ -112,6 +112,7 @@ async def reset(state: SandboxState, request: Request, payload: dict[str, Any]) 
     unfreeze the clock and restore start-up limits (unless ``keep_config``)."""
     await run_in_threadpool(state.db.reset)
     state.reset_counters()
+    state.writes.clear()
     state.faults.clear()
     state.hooks.clear()
     state.clock.freeze(None)
@@ -222,6 +223,8 @@ async def stats(state: SandboxState, request: Request, payload: dict[str, Any]) 
                     "email_jobs",
                     "accounts",
                     "opportunities",
+                    "opportunity_leads",
+                    "deal_stages",
                     "lists",
                 )
             }
@@ -231,6 +234,17 @@ async def stats(state: SandboxState, request: Request, payload: dict[str, Any]) 
             return out
 
     return await run_in_threadpool(count)
+
+
+async def writes(state: SandboxState, request: Request, payload: dict[str, Any]) -> Any:
+    """GET: the write log (``?entries=1`` adds the writes, ``&method=createLeads`` filters
+    them); DELETE empties it."""
+    if request.method == "DELETE":
+        state.writes.clear()
+    query = request.query_params
+    return state.writes.snapshot(
+        method=query.get("method") or None, entries=query.get("entries") in ("1", "true")
+    )
 
 
 async def lead_get(state: SandboxState, request: Request, payload: dict[str, Any]) -> Any:
@@ -366,6 +380,7 @@ ROUTES: tuple[tuple[str, AdminHandler, tuple[str, ...]], ...] = (
     ("/faults", faults, ("GET", "POST", "DELETE")),
     ("/hooks", hooks, ("GET", "POST", "DELETE")),
     ("/stats", stats, ("GET",)),
+    ("/writes", writes, ("GET", "DELETE")),
     ("/leads/{lead_id:int}", lead_get, ("GET",)),
     ("/leads/{lead_id:int}", lead_edit, ("POST",)),
     ("/leads/{lead_id:int}/score", lead_score, ("POST",)),

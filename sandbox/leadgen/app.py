@@ -34,6 +34,7 @@ from .hooks import HookQueue
 from .limits import CallStats, FaultInjector, SlidingWindowLimiter
 from .rpc import METHODS, Context, Method
 from .storage import Database
+from .writelog import WriteLog
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class SandboxState:
     stats: CallStats = field(default_factory=CallStats)
     faults: FaultInjector = field(default_factory=FaultInjector)
     hooks: HookQueue = field(default_factory=HookQueue)
+    writes: WriteLog = field(default_factory=WriteLog)
     allow_remote_admin: bool = False
 
     @property
@@ -219,6 +221,7 @@ class RpcEndpoint:
                 None, error_object(999, "Unknown error"), req_id, method_name, started, 999
             )
         if spec.write:
+            state.writes.on_write(spec.name, params.get("objects"), result)
             errors = [
                 entry["error"]
                 for entries in result.values()

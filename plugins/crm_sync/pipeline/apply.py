@@ -13,7 +13,8 @@ Every DAG ends here, so these rules hold the same way for all of them:
   retried from the quarantine);
 * a run stopped by the API budget keeps its watermark, is not failed, and raises an alert;
 * the watermark advances only after scheduled and "now" runs that succeeded or breached the
-  threshold, and only over contiguous time; backfills never move it.
+  threshold, and only over contiguous time; backfills never move it; a DAG that depends on
+  another (``waits_for``) never moves it past what that one has synced.
 """
 
 from __future__ import annotations
@@ -231,10 +232,12 @@ def record_run(
     extracted: Mapping[str, Any],
     extra: Callable[[RunTally], Mapping[str, Any]] | None = None,
     held_kind: str | None = None,
+    upstream: str | None = None,
 ) -> dict[str, Any]:
     """The record stage of every DAG: ``walk`` (the domain's) tells the tally what became of each
     row and makes its state changes; the spine applies them with the quarantine in one
-    transaction, builds the report and finishes the run (threshold, watermark, alerts)."""
+    transaction, builds the report and finishes the run (threshold, watermark, alerts).
+    ``upstream``: the DAG this one depends on (its watermark caps this one's)."""
     tally = new_tally(ctx, store, directions)
     changes = StateChanges(ctx, store, tally)
     walk(tally, changes)  # reads only: the database's write lock is not held meanwhile
@@ -256,7 +259,16 @@ def record_run(
             **({"held_expired": expired} if held_kind else {}),
         },
     )
-    return finish(ctx, store, report, stream=stream, summaries=summaries)
+    return finish(ctx, store, report, stream=stream, summaries=summaries, upstream=upstream)
+
+
+def _high_water(ctx: RunContext, store: SyncStore, upstream: str | None) -> Any:
+    """How far this run's window counts as synced: its end, but not past what ``upstream`` has
+    synced. A run that did not wait for it ("now" runs do not) may have met records whose
+    people were not linked yet (a contact's account, say); the next run reads that time again,
+    once they are."""
+    covered = store.covered_until(upstream) if upstream else None
+    return ctx.window_end if covered is None else min(ctx.window_end, covered)
 
 
 def _status(ctx: RunContext, report: Mapping[str, Any], stopped: list[str]) -> str:
@@ -290,6 +302,7 @@ def finish(
     *,
     stream: str,
     summaries: Mapping[str, Any] | None = None,
+    upstream: str | None = None,
 ) -> dict[str, Any]:
     """Store the report, advance the watermark when the run succeeded, enforce the threshold."""
     from crm_sync.budget import current_budget
@@ -322,7 +335,11 @@ def finish(
     # Backfills and targeted runs never move the watermark; the others continue the synced time.
     if status in ("success", "threshold_exceeded") and moves_watermark(ctx.run_kind):
         store.advance_watermark(
-            ctx.dag_id, stream, ctx.window_end, ctx.run_id, covered_from=ctx.window_start
+            ctx.dag_id,
+            stream,
+            _high_water(ctx, store, upstream),
+            ctx.run_id,
+            covered_from=ctx.window_start,
         )
     if status == "success":
         from crm_sync.settings import retention_days

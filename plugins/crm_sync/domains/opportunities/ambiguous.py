@@ -3,8 +3,9 @@
 Lead Gen & CRM opportunities, accounts and opportunity leads have no external id, so a create
 whose connection dropped after the server applied it cannot simply be retried: it would make the
 records twice. The client raises :class:`~crm_sync.errors.AmbiguousWriteError` instead, the load
-records the batch as ``AMBIGUOUS_WRITE`` (so a task retry knows too), and this module looks the
-records up by a natural key:
+records the batch as ``AMBIGUOUS_WRITE`` (so a task retry knows too; a create is so marked before
+it is sent, so a retry after the task was killed mid-call knows as well), and this module looks
+the records up by a natural key:
 
 * an opportunity lead by (opportunity, lead) — unique in Lead Gen & CRM;
 * an opportunity or an account by every field the create sent (name, stage, account, amount,

@@ -16,10 +16,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.domains.opportunities.rules import (
+    DOMAIN_ACCOUNT,
     DOMAIN_MEMBERSHIP,
+    DOMAIN_OPPORTUNITY,
+    KIND_ACCOUNT,
     KIND_MEMBERSHIP,
+    KIND_OPPORTUNITY,
     LINK_DOMAIN,
+    REF_ACCOUNT,
     SF_OBJECT,
+    active_links,
     lg_id,
 )
 from crm_sync.pipeline.results import ResultRow
@@ -66,12 +72,38 @@ class Bookkeeper:
 
     def replay(self, plans: dict[str, Plan], rows: Iterable[ResultRow]) -> int:
         """Record again the state changes of writes an earlier attempt of this task made (its
-        results are on disk; its links may not be). Idempotent; returns how many."""
+        results are on disk; its links may not be). Idempotent; returns how many.
+
+        The plans come from disk, without the references that attempt resolved while it
+        wrote (the account of a new opportunity, the opportunity of a new membership: see
+        load.py); they are resolved again from the links, accounts first, then opportunities,
+        then memberships, the order of the writes."""
         done = [(plans[r["pair"]], r) for r in rows if r["success"] and r["pair"] in plans]
         with self.store.batch():
-            for plan, row in done:
-                self.apply(plan, row)
+            for kind in (KIND_ACCOUNT, KIND_OPPORTUNITY, KIND_MEMBERSHIP):
+                group = [(p, r) for p, r in done if p["kind"] == kind]
+                self._resolve([p for p, _ in group])
+                for plan, row in group:
+                    self.apply(plan, row)
         return len(done)
+
+    def _resolve(self, plans: list[Plan]) -> None:
+        """Set the references a write resolved at load time, from the active links."""
+        accounts = {p["account_deferred"] for p in plans if p.get("account_deferred")}
+        for sf_id, link in active_links(self.store, DOMAIN_ACCOUNT, accounts).items():
+            for p in plans:
+                if p.get("account_deferred") == sf_id:
+                    p["lg_payload"][REF_ACCOUNT] = link.lg_id
+                    p.setdefault("agreed_if_lg", {})[REF_ACCOUNT] = link.lg_id
+        members = [p for p in plans if p["kind"] == KIND_MEMBERSHIP and p["lg_op"] == "create"]
+        unresolved = {
+            p["opportunity_sf"] for p in members if not p["lg_payload"].get("opportunityID")
+        }
+        opportunities = active_links(self.store, DOMAIN_OPPORTUNITY, unresolved)
+        for p in members:
+            link = opportunities.get(p["opportunity_sf"])
+            if link is not None and not p["lg_payload"].get("opportunityID"):
+                p["lg_payload"]["opportunityID"] = link.lg_id
 
     def apply(self, plan: Plan, row: ResultRow) -> None:
         kind, op = plan["kind"], plan["lg_op"]

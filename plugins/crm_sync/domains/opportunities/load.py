@@ -2,9 +2,10 @@
 memberships (their opportunities resolved), in the order of :data:`STEPS`.
 
 The API has no external id for opportunities, accounts or opportunity leads, so a create is
-recorded as a link right after its batch: a retried load skips what is done and never creates a
-record twice. A membership create refused with 301 already exists (an earlier attempt wrote it
-and could not record it): it is adopted, not failed.
+marked in flight before it is sent and recorded as a link right after its batch: a retried load
+skips what is done, looks up what was in flight, and never creates a record twice. A membership
+create refused with 301 already exists (an earlier attempt wrote it and could not record it): it
+is adopted, not failed.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Loader:
         for batch in chunked(todo, LG_BATCH):
             found = self._adopt([p for p in batch if p["pair"] in self.suspect])
             fresh = [p for p in batch if p["pair"] not in found]
+            self._in_flight(fresh)
             rows = [*found.values(), *self._send(method, fresh)]
             by_pair = {r["pair"]: r for r in rows}
             ordered = [by_pair[p["pair"]] for p in batch]
@@ -80,6 +82,16 @@ class Loader:
                 self.counts[f"{plan['kind']}_{plan['lg_op']}_{outcome}"] += 1
             self.results.append(ordered)
             self.books.record(batch, ordered)
+
+    def _in_flight(self, batch: list[Plan]) -> None:
+        """Creates are marked as lost answers in the results before they go out, and their
+        real answers appended after: a task killed while a create is in flight (the server may
+        have applied it) leaves the mark, and its retry looks the records up before creating
+        them again (see :mod:`.ambiguous`)."""
+        creates = [p for p in batch if p["lg_op"] == "create"]
+        if creates:
+            why = "sent, and the task stopped before the answer was recorded"
+            self.results.append([_ambiguous_row(p, why) for p in creates])
 
     def _send(self, method: str, batch: list[Plan], again: bool = False) -> list[ResultRow]:
         if not batch:
@@ -241,6 +253,20 @@ def _ready_memberships(ld: Loader, creates: list[Plan]) -> list[Plan]:
     return ready
 
 
+# How many earlier runs of the DAG are looked at for one that never finished.
+UNFINISHED_LOOKBACK = 20
+
+
+def _unfinished_run_before(store: SyncStore, ctx: RunContext) -> bool:
+    """Whether one of the DAG's last runs (not this one, not a dry run) never finished: a run
+    whose load died for good after Lead Gen & CRM applied a create, before its link was
+    recorded, left a record no link knows. (A killed or failed run keeps its ``running`` row.)"""
+    return any(
+        r.finished_at is None and not r.dry_run and r.run_id != ctx.run_id
+        for r in store.recent_runs(ctx.dag_id, limit=UNFINISHED_LOOKBACK)
+    )
+
+
 # Client readers of the records an update wrote, to read them back.
 READ_BACK = {KIND_OPPORTUNITY: "get_opportunities_by_ids", KIND_ACCOUNT: "get_accounts_by_ids"}
 
@@ -273,6 +299,10 @@ def load(rt: TaskRuntime) -> dict[str, Any]:
     ld.counts["skipped_already_done"] = len(done)
     # an earlier attempt of this task may have died between its results and its links
     ld.books.replay({p["pair"]: p for p in plans}, results.latest().values())
+    if _unfinished_run_before(store, ctx):
+        # ... and so may an earlier run, whose results are in its own folder: what it created
+        # without a link is found (and linked) before anything is created again
+        ld.suspect |= {p["pair"] for p in plans if p["lg_op"] == "create"}
 
     def of(kind: str, op: str) -> list[Plan]:
         return [p for p in plans if p["kind"] == kind and p["lg_op"] == op]
