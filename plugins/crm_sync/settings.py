@@ -76,3 +76,10 @@ def lease_wait() -> tuple[float, float]:
 def sf_retry_stop_share() -> float:
     """Share of the budget above which automatic retries stop (HubSpot stops at 75 %)."""
     return float(os.environ.get("CRM_SYNC_RETRY_STOP_SHARE") or 0.75)
+
+
+def schema_ttl() -> timedelta:
+    """How long a describe or a getFields answer is reused by later runs
+    (``CRM_SYNC_SCHEMA_TTL_MINUTES``, default 60; 0 describes in every run)."""
+    raw = os.environ.get("CRM_SYNC_SCHEMA_TTL_MINUTES")
+    return timedelta(minutes=float(raw if raw not in (None, "") else 60))

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.clients.schema_cache import SchemaCache
 from crm_sync.errors import ConfigError
 from crm_sync.mapping.loader import display_path, load_object_spec, load_owner_spec, spec_path
 from crm_sync.mapping.models import ObjectSpec
@@ -80,6 +81,17 @@ def build_context(
     )
 
 
+def schema_cache(store: SyncStore, sf: Any | None, lg: Any | None) -> SchemaCache:
+    """The schemas cached by earlier runs, given to this run's clients (so their ``describe``
+    and ``get_fields`` ask the APIs only for what is missing or stale). Call it before the
+    first describe of a prepare; :func:`prepare` stores what the clients read."""
+    from crm_sync.settings import schema_ttl
+
+    cache = SchemaCache(store, schema_ttl())
+    cache.prime(sf, lg)
+    return cache
+
+
 def load_specs(names: dict[str, str]) -> dict[str, ObjectSpec]:
     """``{"Account": "accounts"}`` -> ``{"Account": <spec of include/mappings/accounts.yaml>}``."""
     return {sobject: load_object_spec(spec_path(name)) for sobject, name in names.items()}
@@ -140,8 +152,15 @@ def prepare(
     # Retries of later tasks keep the folder: load skips what it already wrote.
     ctx.folder.clear()
     specs = load_specs(spec_names)
-    schema = read_live_schema(specs, sf, lg, extra_sf_objects)
-    check_specs(specs, schema)
+    cache = schema_cache(store, sf, lg)
+
+    def read_and_check() -> LiveSchema:
+        schema = read_live_schema(specs, sf, lg, extra_sf_objects)
+        check_specs(specs, schema)
+        return schema
+
+    schema = cache.checked(sf, lg, read_and_check)
+    cache.keep(sf, lg)  # only a schema that passed the checks is reused
     owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
     ctx.folder.write_json("schema.json", schema.to_dict())
     ctx.folder.write_json("owners.json", owners.to_dict())
@@ -171,6 +190,7 @@ def prepare(
         "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
         "owners_mapped": len(owners.lg_to_sf),
         "owner_problems": owners.problems,
+        "schema_cache": cache.used,
     }
 
 
