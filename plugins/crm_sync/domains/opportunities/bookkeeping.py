@@ -11,7 +11,7 @@ Every store write here is idempotent for the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from crm_sync.domains.opportunities.rules import (
     SF_OBJECT,
     lg_id,
 )
+from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.results import ResultRow
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from crm_sync.state.store import SyncStore
 
 Plan = dict[str, Any]
+REPLAY_CHUNK = 2000
 
 
 def link_counts(plan: Plan) -> dict[str, int]:
@@ -72,6 +74,15 @@ class Bookkeeper:
             for plan, row in done:
                 self.apply(plan, row)
         return len(done)
+
+    def replay_stream(self, plans: Iterable[Plan], latest: Mapping[str, ResultRow]) -> int:
+        """:meth:`replay` for plans streamed from the run folder and the latest result of each
+        pair (an on-disk index): one transaction per chunk of plans."""
+        n = 0
+        for chunk in chunked(plans, REPLAY_CHUNK):
+            found = [(p, latest.get(p["pair"])) for p in chunk if p["pair"] in latest]
+            n += self.replay({p["pair"]: p for p, _ in found}, [r for _, r in found if r])
+        return n
 
     def apply(self, plan: Plan, row: ResultRow) -> None:
         kind, op = plan["kind"], plan["lg_op"]
