@@ -49,6 +49,16 @@ def link_counts(plan: Plan) -> dict[str, int]:
     return {}
 
 
+def _membership_values(plan: Plan) -> dict[str, Any]:
+    """What a membership link remembers: its opportunity, lead, contact and roles."""
+    return {
+        "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
+        "lead": lg_id(plan["lead_lg"]),
+        "contact": plan["contact_sf"],
+        "roles": plan.get("roles") or [],
+    }
+
+
 def agreed(plan: Plan) -> dict[str, Any]:
     """The values both sides hold once ``plan``'s write succeeded."""
     return {**(plan.get("agreed_now") or {}), **(plan.get("agreed_if_lg") or {})}
@@ -61,19 +71,56 @@ class Bookkeeper:
 
     def record(self, plans: Iterable[Plan], rows: Iterable[ResultRow]) -> None:
         """The state changes of a batch's successful writes, in one transaction."""
+        done = [(p, r) for p, r in zip(plans, rows, strict=True) if r["success"]]
         with self.store.batch():
-            for plan, row in zip(plans, rows, strict=True):
-                if row["success"]:
-                    self.apply(plan, row)
+            self.apply_all(done)
 
     def replay(self, plans: dict[str, Plan], rows: Iterable[ResultRow]) -> int:
         """Record again the state changes of writes an earlier attempt of this task made (its
         results are on disk; its links may not be). Idempotent; returns how many."""
         done = [(plans[r["pair"]], r) for r in rows if r["success"] and r["pair"] in plans]
         with self.store.batch():
-            for plan, row in done:
-                self.apply(plan, row)
+            self.apply_all(done)
         return len(done)
+
+    def apply_all(self, done: list[tuple[Plan, ResultRow]]) -> None:
+        """Apply successful writes: the links of created records and the synced values of
+        updated ones in bulk (a few statements per batch, not a few per record); re-created
+        records and deletions one by one (they change existing links)."""
+        creates: dict[str, list[dict[str, Any]]] = {}
+        updates: dict[str, dict[str, Any]] = {}
+        for plan, row in done:
+            kind, op = plan["kind"], plan["lg_op"]
+            if op == "create" and not (plan.get("link_change") or {}).get("old_lg_id"):
+                creates.setdefault(LINK_DOMAIN[kind], []).append(self._new_link(plan, row))
+            elif op == "update" and kind != KIND_MEMBERSHIP:
+                updates.setdefault(LINK_DOMAIN[kind], {})[plan["lg_id"]] = agreed(plan)
+            else:
+                self.apply(plan, row)
+        for domain, links in creates.items():
+            self.store.put_links(domain, links, self.ctx.run_id)
+        for domain, values in updates.items():
+            self.store.update_synced_values(domain, values, self.ctx.run_id)
+
+    @staticmethod
+    def _new_link(plan: Plan, row: ResultRow) -> dict[str, Any]:
+        """The link a successful create makes (a record or a membership)."""
+        if plan["kind"] == KIND_MEMBERSHIP:
+            return {
+                "lg_id": str(row["id"]),
+                "sf_object": "Opportunity",
+                "sf_id": plan["opportunity_sf"],
+                "synced_values": _membership_values(plan),
+                "event": "created",
+                "detail": f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
+            }
+        return {
+            "lg_id": str(row["id"]),
+            "sf_object": SF_OBJECT[plan["kind"]],
+            "sf_id": plan["sf_id"],
+            "synced_values": agreed(plan),
+            "event": "created",
+        }
 
     def replay_stream(self, plans: Iterable[Plan], latest: Mapping[str, ResultRow]) -> int:
         """:meth:`replay` for plans streamed from the run folder and the latest result of each
@@ -133,21 +180,7 @@ class Bookkeeper:
             self.store.delete_link(DOMAIN_MEMBERSHIP, mid, run_id=run_id)
 
     def _membership_created(self, plan: Plan, row: ResultRow) -> None:
-        self.store.upsert_link(
-            DOMAIN_MEMBERSHIP,
-            str(row["id"]),
-            "Opportunity",
-            plan["opportunity_sf"],
-            synced_values={
-                "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
-                "lead": lg_id(plan["lead_lg"]),
-                "contact": plan["contact_sf"],
-                "roles": plan.get("roles") or [],
-            },
-            run_id=self.ctx.run_id,
-            event="created",
-            detail=f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
-        )
+        self.store.put_links(DOMAIN_MEMBERSHIP, [self._new_link(plan, row)], self.ctx.run_id)
 
     def _membership_deleted(self, plan: Plan, row: ResultRow) -> None:
         self.store.delete_link(DOMAIN_MEMBERSHIP, plan["lg_id"], run_id=self.ctx.run_id)
