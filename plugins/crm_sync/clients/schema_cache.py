@@ -27,17 +27,18 @@ from crm_sync.errors import ConfigError
 log = logging.getLogger(__name__)
 
 LG_FIELDS = "getFields"
+DESCRIBE = "describe:"
 T = TypeVar("T")
 
 
 class CacheBackend(Protocol):
     """Where entries live (:class:`crm_sync.state.store.SyncStore` is one)."""
 
-    def cache_fresh(self, prefix: str, newer_than: datetime) -> dict[str, Any]: ...
+    def cache_fresh(self, scope: str, newer_than: datetime) -> dict[str, Any]: ...
 
-    def cache_put(self, entries: Mapping[str, Any]) -> int: ...
+    def cache_put(self, scope: str, entries: Mapping[str, Any]) -> int: ...
 
-    def cache_drop(self, prefix: str = "") -> int: ...
+    def cache_drop(self, scope: str | None = None) -> int: ...
 
     def last_refusal(self, error_codes: Iterable[str]) -> datetime | None: ...
 
@@ -72,13 +73,11 @@ class SchemaCache:
         oldest = self._oldest_usable()
         n = 0
         if sf is not None:
-            prefix = f"schema:{sf.identity}:describe:"
-            for key, describe in self.backend.cache_fresh(prefix, oldest).items():
-                sf.remember_describe(key[len(prefix) :], describe)
+            for name, describe in self.backend.cache_fresh(_scope(sf), oldest).items():
+                sf.remember_describe(name.removeprefix(DESCRIBE), describe)
                 n += 1
         if lg is not None:
-            key = f"schema:{lg.identity}:{LG_FIELDS}"
-            fields = self.backend.cache_fresh(key, oldest).get(key)
+            fields = self.backend.cache_fresh(_scope(lg), oldest).get(LG_FIELDS)
             if fields is not None:
                 lg.remember_fields(fields)
                 n += 1
@@ -89,20 +88,20 @@ class SchemaCache:
         """Store the schemas the clients read from the APIs (not those they were given)."""
         if not self.enabled:
             return 0
-        entries: dict[str, Any] = {}
+        n = 0
         if sf is not None:
-            for sobject in sorted(sf.described):
-                entries[f"schema:{sf.identity}:describe:{sobject}"] = sf.describe(sobject)
+            describes = {DESCRIBE + o: sf.describe(o) for o in sorted(sf.described)}
+            n += self.backend.cache_put(_scope(sf), describes)
             sf.described.clear()
         if lg is not None and lg.fields_read:
-            entries[f"schema:{lg.identity}:{LG_FIELDS}"] = lg.get_fields()
+            n += self.backend.cache_put(_scope(lg), {LG_FIELDS: lg.get_fields()})
             lg.fields_read = False
-        self.used["stored"] += self.backend.cache_put(entries)
-        return len(entries)
+        self.used["stored"] += n
+        return n
 
     def invalidate(self) -> int:
         """Forget every cached schema (of every connection)."""
-        return self.backend.cache_drop("schema:")
+        return self.backend.cache_drop()
 
     def checked(self, sf: Any | None, lg: Any | None, step: Callable[[], T]) -> T:
         """Run ``step`` (it reads schemas through the clients and checks specs against them).
@@ -122,3 +121,7 @@ class SchemaCache:
         if lg is not None:
             lg.forget_fields()
         return step()
+
+
+def _scope(client: Any) -> str:
+    return f"schema:{client.identity}"

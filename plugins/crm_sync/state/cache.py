@@ -15,46 +15,46 @@ from crm_sync.state.models import CacheEntry, QuarantineItem
 
 
 class CacheStore:
-    """Entries keyed by text (``schema:<identity>:<what>``), each with the time it was stored."""
+    """Entries by scope (whose answers: ``schema:<connection identity>``) and name, each with
+    the time it was stored."""
 
     session: Callable[[], AbstractContextManager[Session]]
 
-    def cache_fresh(self, prefix: str, newer_than: datetime) -> dict[str, Any]:
-        """Entries whose key starts with ``prefix``, stored after ``newer_than`` (aware UTC)."""
+    def cache_fresh(self, scope: str, newer_than: datetime) -> dict[str, Any]:
+        """Name -> value of the entries of ``scope`` stored after ``newer_than`` (aware UTC)."""
         with self.session() as s:
             rows = s.execute(
                 select(CacheEntry.key, CacheEntry.value).where(
-                    CacheEntry.key.startswith(prefix, autoescape=True),
-                    CacheEntry.stored_at > to_db(newer_than),
+                    CacheEntry.scope == scope, CacheEntry.stored_at > to_db(newer_than)
                 )
             )
-            return {key: value for key, value in rows}
+            return {key[len(scope) + 1 :]: value for key, value in rows}
 
-    def cache_put(self, entries: Mapping[str, Any]) -> int:
-        """Store (or replace) ``entries``, stamped now."""
+    def cache_put(self, scope: str, entries: Mapping[str, Any]) -> int:
+        """Store (or replace) ``entries`` (name -> value) of ``scope``, stamped now."""
         if not entries:
             return 0
         now = utcnow()
+        keys = {f"{scope}:{name}": value for name, value in entries.items()}
         with self.session() as s:
             found = {
-                e.key: e
-                for e in s.scalars(select(CacheEntry).where(CacheEntry.key.in_(list(entries))))
+                e.key: e for e in s.scalars(select(CacheEntry).where(CacheEntry.key.in_(keys)))
             }
-            for key, value in entries.items():
+            for key, value in keys.items():
                 entry = found.get(key)
                 if entry is None:
-                    s.add(CacheEntry(key=key, value=value, stored_at=now))
+                    s.add(CacheEntry(key=key, scope=scope, value=value, stored_at=now))
                 else:
                     entry.value, entry.stored_at = value, now
         return len(entries)
 
-    def cache_drop(self, prefix: str = "") -> int:
-        """Forget every entry whose key starts with ``prefix``; how many."""
+    def cache_drop(self, scope: str | None = None) -> int:
+        """Forget the entries of ``scope`` (every entry when None); how many."""
         with self.session() as s:
-            res = s.execute(
-                delete(CacheEntry).where(CacheEntry.key.startswith(prefix, autoescape=True))
-            )
-            return res.rowcount or 0
+            q = delete(CacheEntry)
+            if scope is not None:
+                q = q.where(CacheEntry.scope == scope)
+            return s.execute(q).rowcount or 0
 
     def last_refusal(self, error_codes: Iterable[str]) -> datetime | None:
         """When a write was last refused with one of ``error_codes`` (any DAG, per the

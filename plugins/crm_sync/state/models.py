@@ -213,11 +213,15 @@ class HeldItem(Base):
 
 
 class CacheEntry(Base):
-    """An API answer kept for a while (a describe, a field list), keyed by what it is and whose
-    it is (``schema:<connection identity>:<what>``); ``stored_at`` says how old it is."""
+    """An API answer kept for a while (a describe, a field list): ``scope`` says whose it is
+    (``schema:<connection identity>``), ``key`` what it is within the scope, ``stored_at`` how
+    old it is."""
 
     __tablename__ = "cache_entries"
 
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(250))
     value: Mapped[Any] = mapped_column(JSON)
     stored_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_cache_scope_stored", "scope", "stored_at"),)

@@ -38,13 +38,17 @@ def upgrade() -> None:
     op.create_table(
         "cache_entries",
         sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("scope", sa.String(length=250), nullable=False),
         sa.Column("value", sa.JSON(), nullable=False),
         sa.Column("stored_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
+    # prepare: every fresh entry of one connection's schemas
+    op.create_index("ix_cache_scope_stored", "cache_entries", ["scope", "stored_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cache_scope_stored", table_name="cache_entries")
     op.drop_table("cache_entries")
     for name, table, _columns in reversed(INDEXES):
         op.drop_index(name, table_name=table)
