@@ -3,9 +3,8 @@
 Airflow 3 runs every task in its own supervised process; ``dag.test()`` runs them all in one, so
 its peak RSS says nothing about one task. This runner does what a worker does for one task —
 ``crm_sync.tasks.run_prepare`` with the run's Airflow context, or ``run_stage`` with the
-prepared context and the upstream summaries — and writes the task's return value and the time
-the task itself took (imports excluded) to a JSON file. The parent reads the child's peak RSS
-from ``os.wait4``.
+prepared context and the upstream summaries — and writes the task's return value, the time the
+task itself took (imports excluded) and its peak RSS (VmHWM) to a JSON file.
 
 Usage (by bench_scale.py): python bench/scale_runner.py JOB.json OUT.json
 JOB: {"dag_id", "task", "prepared"?, "summaries"?, "context"?}; context (prepare only):
@@ -79,8 +78,22 @@ def main() -> int:
             out["traceback"] = traceback.format_exc()
             status = 1
     out["seconds"] = round(time.perf_counter() - t1, 3)
+    out["peak_rss_mib"] = peak_rss_mib()
     out_path.write_text(json.dumps(out, default=str))
     return status
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak resident set (VmHWM). Unlike ``ru_maxrss``, which a child inherits
+    from the process that forked it, VmHWM belongs to the memory of this program only (exec
+    starts it afresh)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":

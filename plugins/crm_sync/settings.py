@@ -55,6 +55,15 @@ def sf_api_budget() -> int:
     return int(os.environ.get("CRM_SYNC_SF_API_BUDGET") or 25_000)
 
 
+def lg_api_budget() -> int:
+    """Lead Gen & CRM API calls this product may use per rolling 24 h (``CRM_SYNC_LG_API_BUDGET``).
+
+    The account allows 50,000 calls a day, shared by every integration; the default leaves
+    10,000 to the others. A load larger than this spreads over days (docs/benchmarks.md).
+    """
+    return int(os.environ.get("CRM_SYNC_LG_API_BUDGET") or 40_000)
+
+
 def retention_days() -> int:
     """How long resolved quarantine rows and finished held items are kept (``CRM_SYNC_RETENTION_DAYS``)."""
     return int(os.environ.get("CRM_SYNC_RETENTION_DAYS") or 30)

@@ -46,7 +46,11 @@ def build_context(
 ) -> RunContext:
     """Turn Airflow's run facts and params into a :class:`RunContext` with its sync window."""
     lookback = timedelta(minutes=int(params.get("lookback_minutes", 5)))
-    full_resync = bool(params.get("full_resync", False))
+    # A full resync stopped by an API budget (an initial load larger than a day's allowance)
+    # is continued by the DAG's next runs until one finishes: what it wrote is linked and
+    # unchanged now, so each continuation writes only the rest.
+    continued = not params.get("dry_run") and store.resync_unfinished(dag_id)
+    full_resync = bool(params.get("full_resync", False)) or continued
     kind = run_kind(run_type, has_logical_date=has_logical_date)
     window = compute_window(
         kind=kind,
@@ -74,9 +78,12 @@ def build_context(
         max_attempts=int(params.get("max_attempts", 5)),
         conn_ids=conn_ids,
         options={
-            k: v
-            for k, v in params.items()
-            if k not in {"full_resync", "dry_run", "retry_quarantined"}
+            **{
+                k: v
+                for k, v in params.items()
+                if k not in {"full_resync", "dry_run", "retry_quarantined"}
+            },
+            **({"resync_continued": True} if continued else {}),
         },
     )
 
@@ -90,6 +97,36 @@ def schema_cache(store: SyncStore, sf: Any | None, lg: Any | None) -> SchemaCach
     cache = SchemaCache(store, schema_ttl())
     cache.prime(sf, lg)
     return cache
+
+
+# A continued full resync starts only when this share of each day's budget is free: re-reading
+# both systems costs calls, and a run that could only re-read and stop would waste them.
+CONTINUE_SHARE = 0.5
+
+
+def wait_for_allowance(ctx: RunContext, store: SyncStore) -> None:
+    """Before a continued full resync reads anything: enough of both budgets must be free, else
+    the run stops here (recorded as ``budget_exhausted``, no call spent) and a later run goes
+    on when the rolling 24 h have freed calls."""
+    from crm_sync.budget import current_budget, current_lg_budget
+    from crm_sync.errors import BudgetExhaustedError
+
+    for budget in (current_budget(store), current_lg_budget(store)):
+        if budget.remaining < budget.cap * CONTINUE_SHARE:
+            store.start_run(  # a full resync run, so the next run continues it too
+                ctx.dag_id,
+                ctx.run_id,
+                window_start=ctx.window_start,
+                window_end=ctx.window_end,
+                dry_run=ctx.dry_run,
+                full_resync=True,
+            )
+            raise BudgetExhaustedError(
+                f"the full resync of {ctx.dag_id} goes on when half of the {budget.system} "
+                f"budget is free ({budget.remaining:,} of {budget.cap:,} calls left in the "
+                f"last 24 h, {budget.setting})"
+            )
+    log.warning("%s: continuing the full resync an API budget stopped", ctx.dag_id)
 
 
 def load_specs(names: dict[str, str]) -> dict[str, ObjectSpec]:
@@ -151,6 +188,8 @@ def prepare(
     # state of both systems; leftovers of an earlier attempt must not be mistaken for its results.
     # Retries of later tasks keep the folder: load skips what it already wrote.
     ctx.folder.clear()
+    if ctx.options.get("resync_continued"):
+        wait_for_allowance(ctx, store)
     specs = load_specs(spec_names)
     cache = schema_cache(store, sf, lg)
 

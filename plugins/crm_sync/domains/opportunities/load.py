@@ -29,7 +29,7 @@ from crm_sync.domains.opportunities.rules import (
     active_links,
     lg_id,
 )
-from crm_sync.errors import AmbiguousWriteError, RetriableError
+from crm_sync.errors import AmbiguousWriteError, BudgetExhaustedError, RetriableError
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
@@ -284,6 +284,24 @@ def load(rt: TaskRuntime) -> dict[str, Any]:
     ld.counts["skipped_already_done"] = len(done)
     # an earlier attempt of this task may have died between its results and its links
     ld.books.replay_stream(_plans(ctx), results.latest())
+    try:
+        _write_steps(ld)
+    except BudgetExhaustedError as exc:
+        # Stop cleanly between batches: what was written is linked; the rest waits for the
+        # next run (a stopped full resync is continued by the next runs: pipeline/prepare.py).
+        return _stopped(rt, ld, exc)
+    _agreements(ctx, store)
+    log.info(
+        "load leadgen: %s api_calls=%d",
+        " ".join(f"{k}={v}" for k, v in sorted(ld.counts.items())),
+        lg.api_calls,
+    )
+    return {"counts": dict(ld.counts)}
+
+
+def _write_steps(ld: Loader) -> None:
+    """Every write of the run, in the order of :data:`STEPS`, then the memberships."""
+    ctx = ld.ctx
     for kind, op, method in STEPS:
         plans = _plans(ctx, kind, op)
         if kind == KIND_OPPORTUNITY:  # accounts created above are linked now
@@ -294,13 +312,29 @@ def load(rt: TaskRuntime) -> dict[str, Any]:
         _ready_memberships(ld, _plans(ctx, KIND_MEMBERSHIP, "create")), "create_opportunity_leads"
     )
     ld.adopt_duplicates(_plans(ctx, KIND_MEMBERSHIP, "create"))
-    _agreements(ctx, store)
-    log.info(
-        "load leadgen: %s api_calls=%d",
-        " ".join(f"{k}={v}" for k, v in sorted(ld.counts.items())),
-        lg.api_calls,
+
+
+def _stopped(rt: TaskRuntime, ld: Loader, exc: BudgetExhaustedError) -> dict[str, Any]:
+    """The load stopped on the API budget: progress and the time the rest needs (at this run's
+    calls per record written) in the log and the summary (the run report shows it)."""
+    from crm_sync.budget import current_lg_budget, eta
+
+    written = sum(n for k, n in ld.counts.items() if k.endswith(("_ok", "_failed")))
+    done = ld.results.done()
+    remaining = sum(1 for p in _plans(ld.ctx) if p["pair"] not in done)
+    per_record = rt.leadgen.api_calls / written if written else 1 / LG_BATCH
+    progress = {"written": written, **eta(remaining, per_record, current_lg_budget(ld.store))}
+    log.warning(
+        "load leadgen: %s; %d written, %d to go: about %s calls, %.1f h at %d calls a day",
+        exc,
+        written,
+        remaining,
+        progress["calls_needed"],
+        progress["eta_hours"],
+        progress["calls_per_day"],
     )
-    return {"counts": dict(ld.counts)}
+    ld.counts["deferred_by_budget"] = remaining
+    return {"counts": dict(ld.counts), "budget_exhausted": str(exc), "progress": progress}
 
 
 def _agreements(ctx: RunContext, store: SyncStore) -> None:
