@@ -119,13 +119,22 @@ class Ticker:
 class TaskRunner:
     """Runs one DAG run task by task, each task in its own process (see scale_runner.py)."""
 
-    def __init__(self, home: Path, loc: Any):
+    def __init__(self, home: Path, loc: Any, memory_limit_mib: int = 0):
         self.home, self.loc = home, loc
+        self.memory_limit = memory_limit_mib * 1024 * 1024
         self.logs = home / "task-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         from crm_sync.dag_defaults import sync_params
 
         self.defaults = {k: p.value for k, p in sync_params().items()}
+
+    def _limit_memory(self) -> None:
+        """In the task's process: an address-space cap, so a task that would grow without
+        bound fails with MemoryError instead of taking the machine's memory from others."""
+        if self.memory_limit:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit, self.memory_limit))
 
     def task(self, name: str, job: dict[str, Any]) -> dict[str, Any]:
         import subprocess
@@ -145,6 +154,7 @@ class TaskRunner:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=self._limit_memory,
             )
             proc.wait()
         wall = time.perf_counter() - t
@@ -292,6 +302,12 @@ def main() -> None:
     ap.add_argument("--no-latency", dest="latency", action="store_false")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
+    ap.add_argument(
+        "--task-memory-limit-mib",
+        type=int,
+        default=6144,
+        help="address-space cap of each task process (0: none); the target is 1 GiB of RSS",
+    )
     args = ap.parse_args()
     people = SCALES[args.scale] if args.scale else args.people
     home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
@@ -324,7 +340,7 @@ def main() -> None:
         )
         figures["preflight"] = preflight(loc)
         set_latency(loc, args.latency)
-        runner = TaskRunner(home, loc)
+        runner = TaskRunner(home, loc, args.task_memory_limit_mib)
 
         def scenario(
             name: str, kind: str, start: datetime, end: datetime, clock: datetime, **conf: Any
