@@ -177,7 +177,13 @@ def freeze(local: Local, at: datetime | None) -> None:
 
 
 def seed(
-    local: Local, *, at: datetime, people: int = 2400, overlap: float = 0.3, seed_value: int = 42
+    local: Local,
+    *,
+    at: datetime,
+    people: int = 2400,
+    overlap: float = 0.3,
+    seed_value: int = 42,
+    activity_leads: int = 400,
 ) -> dict[str, Any]:
     """Reset both sandboxes and load realistic data as of ``at``.
 
@@ -213,7 +219,7 @@ def seed(
             "leads": people,
             "seed": seed_value,
             "defects": True,
-            "activity_leads": 400,
+            "activity_leads": activity_leads,
             "inactive": 5,
         },
     )

@@ -69,6 +69,15 @@ def sf_api_budget() -> int:
     return int(os.environ.get("CRM_SYNC_SF_API_BUDGET") or 25_000)
 
 
+def lg_api_budget() -> int:
+    """Lead Gen & CRM API calls this product may use per rolling 24 h (``CRM_SYNC_LG_API_BUDGET``).
+
+    The account allows 50,000 calls a day, shared by every integration; the default leaves
+    10,000 to the others. A load larger than this spreads over days (docs/benchmarks.md).
+    """
+    return int(os.environ.get("CRM_SYNC_LG_API_BUDGET") or 40_000)
+
+
 def retention_days() -> int:
     """How long resolved quarantine rows and finished held items are kept (``CRM_SYNC_RETENTION_DAYS``)."""
     return int(os.environ.get("CRM_SYNC_RETENTION_DAYS") or 30)
@@ -90,3 +99,10 @@ def lease_wait() -> tuple[float, float]:
 def sf_retry_stop_share() -> float:
     """Share of the budget above which automatic retries stop (HubSpot stops at 75 %)."""
     return float(os.environ.get("CRM_SYNC_RETRY_STOP_SHARE") or 0.75)
+
+
+def schema_ttl() -> timedelta:
+    """How long a describe or a getFields answer is reused by later runs
+    (``CRM_SYNC_SCHEMA_TTL_MINUTES``, default 60; 0 describes in every run)."""
+    raw = os.environ.get("CRM_SYNC_SCHEMA_TTL_MINUTES")
+    return timedelta(minutes=float(raw if raw not in (None, "") else 60))

@@ -88,10 +88,14 @@ class TaskRuntime:
 
     @property
     def leadgen(self) -> LeadGenClient:
+        """A Lead Gen & CRM client held to this product's 24-hour API budget (see budget.py)."""
         if self._lg is None:
+            from crm_sync.budget import current_lg_budget, guard
             from crm_sync.runtime import leadgen_client
 
-            self._lg = leadgen_client(self.conn_ids["leadgen"])
+            self._lg = guard(
+                leadgen_client(self.conn_ids["leadgen"]), current_lg_budget(self.store)
+            )
         return self._lg
 
     @property
@@ -258,7 +262,7 @@ class TaskRuntime:
                     task_id=self.task,
                 )
             )
-        raise AirflowSkipException(f"Salesforce API budget reached in {self.task}: {exc}") from None
+        raise AirflowSkipException(f"API budget reached in {self.task}: {exc}") from None
 
 
 # -- entry points for DAG files ------------------------------------------------------------------

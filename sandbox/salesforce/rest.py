@@ -90,6 +90,8 @@ def classify(method: str, segments: list[str]) -> str:
             return "get_deleted"
         return "sobject"
     if head == "composite":
+        if len(segments) == 3 and segments[1].lower() == "sobjects" and method in ("GET", "POST"):
+            return "retrieve"  # collections retrieve: a read, not a write
         return "collections"
     if head == "jobs":
         return "bulk2"

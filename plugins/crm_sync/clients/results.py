@@ -11,6 +11,25 @@ from dataclasses import dataclass, field
 # The error code of a record whose write may or may not have been applied (the answer was lost).
 AMBIGUOUS_WRITE = "AMBIGUOUS_WRITE"
 
+# Record errors that can mean the target's schema changed since it was described (a field
+# deleted, renamed, made read-only, shortened, a picklist value removed): a write refused with
+# one of them makes the next run describe both systems again (clients/schema_cache.py).
+SCHEMA_ERROR_CODES: frozenset[str] = frozenset(
+    {
+        # Salesforce statusCode values
+        "INVALID_FIELD",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "INVALID_TYPE",
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        "STRING_TOO_LONG",
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        "FIELD_INTEGRITY_EXCEPTION",
+        # Lead Gen & CRM: invalid parameters / incorrect parameter value (an unknown field)
+        "205",
+        "217",
+    }
+)
+
 
 @dataclass(frozen=True)
 class RecordError:

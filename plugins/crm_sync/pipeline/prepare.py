@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.clients.schema_cache import SchemaCache
 from crm_sync.errors import ConfigError
 from crm_sync.mapping.loader import display_path, load_object_spec, load_owner_spec, spec_path
 from crm_sync.mapping.models import ObjectSpec
@@ -47,10 +48,14 @@ def build_context(
 ) -> RunContext:
     """Turn Airflow's run facts and params into a :class:`RunContext` with its sync window."""
     lookback = timedelta(minutes=int(params.get("lookback_minutes", 5)))
-    full_resync = bool(params.get("full_resync", False))
     targets = parse_record_ids(params.get("record_ids"))
-    if targets and full_resync:
+    if targets and params.get("full_resync"):
         raise ConfigError("record_ids syncs those records only, full_resync every record: set one")
+    # A full resync stopped by an API budget (an initial load larger than a day's allowance)
+    # is continued by the DAG's next runs until one finishes: what it wrote is linked and
+    # unchanged now, so each continuation writes only the rest. A targeted run is no resync.
+    continued = not params.get("dry_run") and not targets and store.resync_unfinished(dag_id)
+    full_resync = bool(params.get("full_resync", False)) or continued
     kind = run_kind(run_type, has_logical_date=has_logical_date, targeted=bool(targets))
     window = compute_window(
         kind=kind,
@@ -78,12 +83,56 @@ def build_context(
         max_attempts=int(params.get("max_attempts", 5)),
         conn_ids=conn_ids,
         options={
-            k: v
-            for k, v in params.items()
-            if k not in {"full_resync", "dry_run", "retry_quarantined", "record_ids"}
+            **{
+                k: v
+                for k, v in params.items()
+                if k not in {"full_resync", "dry_run", "retry_quarantined", "record_ids"}
+            },
+            **({"resync_continued": True} if continued else {}),
         },
         record_ids=targets.to_dict() if targets else None,
     )
+
+
+def schema_cache(store: SyncStore, sf: Any | None, lg: Any | None) -> SchemaCache:
+    """The schemas cached by earlier runs, given to this run's clients (so their ``describe``
+    and ``get_fields`` ask the APIs only for what is missing or stale). Call it before the
+    first describe of a prepare; :func:`prepare` stores what the clients read."""
+    from crm_sync.settings import schema_ttl
+
+    cache = SchemaCache(store, schema_ttl())
+    cache.prime(sf, lg)
+    return cache
+
+
+# A continued full resync starts only when this share of each day's budget is free: re-reading
+# both systems costs calls, and a run that could only re-read and stop would waste them.
+CONTINUE_SHARE = 0.5
+
+
+def wait_for_allowance(ctx: RunContext, store: SyncStore) -> None:
+    """Before a continued full resync reads anything: enough of both budgets must be free, else
+    the run stops here (recorded as ``budget_exhausted``, no call spent) and a later run goes
+    on when the rolling 24 h have freed calls."""
+    from crm_sync.budget import current_budget, current_lg_budget
+    from crm_sync.errors import BudgetExhaustedError
+
+    for budget in (current_budget(store), current_lg_budget(store)):
+        if budget.remaining < budget.cap * CONTINUE_SHARE:
+            store.start_run(  # a full resync run, so the next run continues it too
+                ctx.dag_id,
+                ctx.run_id,
+                window_start=ctx.window_start,
+                window_end=ctx.window_end,
+                dry_run=ctx.dry_run,
+                full_resync=True,
+            )
+            raise BudgetExhaustedError(
+                f"the full resync of {ctx.dag_id} goes on when half of the {budget.system} "
+                f"budget is free ({budget.remaining:,} of {budget.cap:,} calls left in the "
+                f"last 24 h, {budget.setting})"
+            )
+    log.warning("%s: continuing the full resync an API budget stopped", ctx.dag_id)
 
 
 def load_specs(names: dict[str, str]) -> dict[str, ObjectSpec]:
@@ -145,10 +194,19 @@ def prepare(
     # state of both systems; leftovers of an earlier attempt must not be mistaken for its results.
     # Retries of later tasks keep the folder: load skips what it already wrote.
     ctx.folder.clear()
+    if ctx.options.get("resync_continued"):
+        wait_for_allowance(ctx, store)
     specs = load_specs(spec_names)
-    schema = read_live_schema(specs, sf, lg, extra_sf_objects)
-    check_specs(specs, schema)
-    check_scopes(specs, schema, lg)
+    cache = schema_cache(store, sf, lg)
+
+    def read_and_check() -> LiveSchema:
+        schema = read_live_schema(specs, sf, lg, extra_sf_objects)
+        check_specs(specs, schema)
+        check_scopes(specs, schema, lg)  # lists and picklist values named by the scopes
+        return schema
+
+    schema = cache.checked(sf, lg, read_and_check)
+    cache.keep(sf, lg)  # only a schema that passed the checks is reused
     owners = resolve_owners(sf, lg) if with_owners else OwnerMap()
     ctx.folder.write_json("schema.json", schema.to_dict())
     ctx.folder.write_json("owners.json", owners.to_dict())
@@ -179,6 +237,7 @@ def prepare(
         "caught_up_from": ctx.caught_up_from.isoformat() if ctx.caught_up_from else None,
         "owners_mapped": len(owners.lg_to_sf),
         "owner_problems": owners.problems,
+        "schema_cache": cache.used,
     }
 
 

@@ -2,12 +2,16 @@
 
 A load stage appends the rows of each batch as soon as the batch returns (``results/<side>.jsonl``),
 so a retried task skips what is done and the record stage sees every outcome, including those of
-an attempt that crashed later. Rows are keyed by the plan's ``pair``.
+an attempt that crashed later. Rows are keyed by the plan's ``pair``; the answers for a whole run
+(done pairs, the latest row per pair) are indexed on disk, never held in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -83,7 +87,11 @@ def outcome_row(
 
 
 class ResultLog:
-    """The results of one side of one run (``results/<name>.jsonl``), appended batch by batch."""
+    """The results of one side of one run (``results/<name>.jsonl``), appended batch by batch.
+
+    :meth:`done` and :meth:`latest` answer for every row of the run without holding them in
+    memory: they are indexed in a task-local SQLite file (:class:`ResultIndex`), so a million
+    results cost disk, not RAM."""
 
     def __init__(self, folder: RunFolder, name: str):
         self.folder = folder
@@ -95,32 +103,92 @@ class ResultLog:
     def rows(self) -> Iterable[ResultRow]:
         return self.folder.read_jsonl(self.name)  # type: ignore[return-value]
 
-    def done(self, *, success_only: bool = False) -> set[str]:
-        """Pairs a retried load must not write again (all answered ones, or only successes)."""
-        return {r["pair"] for r in self.rows() if r["success"] or not success_only}
+    def done(self, *, success_only: bool = False) -> ResultIndex:
+        """Pairs a retried load must not write again (all answered ones, or only successes):
+        a set of pairs (``in``, ``len``, iteration, ``|=``)."""
+        index = ResultIndex()
+        for chunk in chunked(self.rows(), INDEX_CHUNK):
+            index.add(r["pair"] for r in chunk if r["success"] or not success_only)
+        return index
 
-    def latest(self) -> dict[str, ResultRow]:
-        """One row per pair: a success wins over failures; otherwise the last answer."""
-        out: dict[str, ResultRow] = {}
-        for r in self.rows():
-            if _supersedes(r, out.get(r["pair"])):
-                out[r["pair"]] = r
-        return out
-
-    def latest_index(self, path: Path) -> DiskIndex:
-        """:meth:`latest` in a task-local on-disk index (``path``), for a stage that must not
-        hold one result per record of a large run in memory; the caller closes it."""
-        index = DiskIndex(path)
-        for chunk in chunked(self.rows(), 2000):
-            earlier = index.get_many({r["pair"] for r in chunk})
+    def latest(self) -> ResultIndex:
+        """One row per pair: a success wins over failures; otherwise the last answer. A
+        mapping of pair -> row (``get``, ``[]``, ``in``, ``values()``, ``len``)."""
+        index = ResultIndex()
+        for chunk in chunked(self.rows(), INDEX_CHUNK):
+            before = index.get_many({r["pair"] for r in chunk})
+            keep: dict[str, ResultRow] = {}
             for r in chunk:
-                if _supersedes(r, earlier.get(r["pair"])):
-                    earlier[r["pair"]] = r
-            index.put_many((r["pair"], r) for r in earlier.values())
+                prev = keep.get(r["pair"]) or before.get(r["pair"])
+                if prev is None or r["success"] or not prev["success"]:
+                    keep[r["pair"]] = r
+            index.put(keep)
         return index
 
 
-def _supersedes(row: ResultRow, prev: ResultRow | None) -> bool:
-    """Whether ``row`` is a pair's answer over ``prev``: a success wins over failures, otherwise
-    the later answer counts."""
-    return prev is None or row["success"] or not prev["success"]
+INDEX_CHUNK = 2000
+
+
+class ResultIndex(Mapping[str, ResultRow]):
+    """Result rows by pair in a temporary SQLite file under the scratch folder (removed when
+    the index is closed or garbage-collected). Read-only as a mapping; :meth:`add` (and
+    ``|=``) add bare pairs, as a set of done pairs needs."""
+
+    def __init__(self) -> None:
+        from crm_sync.settings import scratch_dir
+
+        folder = scratch_dir() / "results"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, suffix=".db")
+        os.close(fd)
+        self._path = Path(name)
+        self._db = DiskIndex(self._path)
+        self._n = 0
+        self._finalizer = weakref.finalize(self, _drop, self._db, self._path)
+
+    def close(self) -> None:
+        self._finalizer()
+
+    def put(self, rows: Mapping[str, ResultRow]) -> None:
+        new = len(rows) - len(self._db.get_many(rows)) if self._n else len(rows)
+        self._db.put_many(rows.items())
+        self._n += new
+
+    def add(self, pairs: Iterable[str]) -> None:
+        self.put({p: {"pair": p} for p in pairs})  # type: ignore[misc]
+
+    def __ior__(self, pairs: Iterable[str]) -> ResultIndex:  # type: ignore[override,misc]
+        self.add(pairs)
+        return self
+
+    def get_many(self, pairs: Iterable[str]) -> dict[str, ResultRow]:
+        return self._db.get_many(pairs)  # type: ignore[return-value]
+
+    def __getitem__(self, pair: str) -> ResultRow:
+        found = self._db.get_many([pair])
+        if pair not in found:
+            raise KeyError(pair)
+        return found[pair]
+
+    def __contains__(self, pair: object) -> bool:
+        return isinstance(pair, str) and pair in self._db
+
+    def __iter__(self) -> Iterator[str]:
+        for chunk in self._db.key_chunks(INDEX_CHUNK):
+            for (pair,) in chunk:
+                yield pair
+
+    def __len__(self) -> int:
+        return self._n
+
+    def values(self) -> Iterator[ResultRow]:  # type: ignore[override]
+        """Every row, streamed (one chunk of rows in memory at a time)."""
+        for chunk in self._db.key_chunks(INDEX_CHUNK):
+            found = self._db.get_many(pair for (pair,) in chunk)
+            for (pair,) in chunk:
+                yield found[pair]
+
+
+def _drop(db: DiskIndex, path: Path) -> None:
+    db.close()
+    path.unlink(missing_ok=True)

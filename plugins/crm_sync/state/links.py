@@ -174,6 +174,33 @@ class LinkStore:
             self._insert_links(domain, fresh, run_id)
         return len(accepted)
 
+    def put_links(self, domain: str, rows: list[dict[str, Any]], run_id: str | None) -> int:
+        """Links of records this run created (``lg_id``, ``sf_object``, ``sf_id``,
+        ``synced_values``, ``event``, ``detail``), in bulk: one query for the leads' existing
+        links, one insert for the new ones (each with its history row). A record already linked
+        (a retried task recording again) goes through :meth:`upsert_link`, which changes
+        nothing twice. Unlike :meth:`add_links` nothing is screened: every row is a record the
+        run made, and memberships link many records to one opportunity."""
+        if not rows:
+            return 0
+        existing = self.links_by_lg(domain, [r["lg_id"] for r in rows])
+        fresh = [r for r in rows if str(r["lg_id"]) not in existing]
+        for r in rows:
+            if str(r["lg_id"]) in existing:
+                self.upsert_link(
+                    domain,
+                    str(r["lg_id"]),
+                    r["sf_object"],
+                    r["sf_id"],
+                    synced_values=r.get("synced_values"),
+                    run_id=run_id,
+                    event=r.get("event"),
+                    detail=r.get("detail"),
+                )
+        if fresh:
+            self._insert_links(domain, fresh, run_id)
+        return len(rows)
+
     def _screen(
         self, domain: str, rows: list[dict[str, Any]], run_id: str | None
     ) -> tuple[list[dict[str, Any]], dict[str, Link]]:
@@ -230,7 +257,14 @@ class LinkStore:
             )
             s.add_all(
                 _history(
-                    domain, r["lg_id"], r.get("event") or "created", None, r["sf_id"], run_id, now
+                    domain,
+                    r["lg_id"],
+                    r.get("event") or "created",
+                    None,
+                    r["sf_id"],
+                    run_id,
+                    now,
+                    r.get("detail"),
                 )
                 for r in rows
             )

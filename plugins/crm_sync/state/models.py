@@ -46,6 +46,7 @@ class Link(Base):
     __table_args__ = (
         UniqueConstraint("domain", "lg_id", name="uq_links_domain_lg_id"),
         Index("ix_links_domain_sf_id", "domain", "sf_id"),
+        Index("ix_links_domain_status", "domain", "status", "id"),
         # one active link per Salesforce record (memberships: many per opportunity)
         Index(
             "uq_links_active_sf_record",
@@ -109,6 +110,8 @@ class Run(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id", name="uq_runs_dag_run"),
         Index("ix_runs_dag_started", "dag_id", "started_at"),
+        Index("ix_runs_started", "started_at"),
+        Index("ix_runs_dag_window_end", "dag_id", "window_end"),
     )
 
 
@@ -175,6 +178,8 @@ class QuarantineItem(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "direction", "record_key", name="uq_quarantine_record"),
         Index("ix_quarantine_status", "dag_id", "status"),
+        Index("ix_quarantine_retry", "dag_id", "direction", "status"),
+        Index("ix_quarantine_error_seen", "error_code", "last_seen"),
     )
 
 
@@ -203,4 +208,20 @@ class HeldItem(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "kind", "item_key", name="uq_held_item"),
         Index("ix_held_status", "dag_id", "status"),
+        Index("ix_held_kind_status", "dag_id", "kind", "status"),
     )
+
+
+class CacheEntry(Base):
+    """An API answer kept for a while (a describe, a field list): ``scope`` says whose it is
+    (``schema:<connection identity>``), ``key`` what it is within the scope, ``stored_at`` how
+    old it is."""
+
+    __tablename__ = "cache_entries"
+
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(250))
+    value: Mapped[Any] = mapped_column(JSON)
+    stored_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_cache_scope_stored", "scope", "stored_at"),)

@@ -118,6 +118,30 @@ class RunStore:
                 or 0
             )
 
+    def lg_calls_since(self, since: datetime) -> int:
+        """Lead Gen & CRM API calls recorded by runs of any DAG since ``since``."""
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.coalesce(func.sum(Run.lg_api_calls), 0)).where(
+                        Run.started_at >= to_db(since)
+                    )
+                )
+                or 0
+            )
+
+    def resync_unfinished(self, dag_id: str) -> bool:
+        """Did the latest full resync of ``dag_id`` (not a dry run) stop on an API budget? Then
+        the DAG's next runs continue it until one finishes (an initial load spread over days)."""
+        with self.session() as s:
+            status = s.scalar(
+                select(Run.status)
+                .where(Run.dag_id == dag_id, Run.full_resync.is_(True), Run.dry_run.is_(False))
+                .order_by(Run.started_at.desc(), Run.id.desc())
+                .limit(1)
+            )
+            return status == "budget_exhausted"
+
     def get_watermark(self, dag_id: str, stream: str) -> datetime | None:
         with self.session() as s:
             wm = s.scalar(

@@ -1,9 +1,9 @@
 """The sync state store: one object per database, used by every pipeline stage.
 
 All writes are short transactions so that parallel tasks (LocalExecutor, Celery) can share a
-SQLite file in WAL mode or a Postgres database. The methods live in three parts by subject
-(:mod:`.links`, :mod:`.runs`, :mod:`.queues`); this module owns the engine, sessions and
-migrations.
+SQLite file in WAL mode or a Postgres database. The methods live in four parts by subject
+(:mod:`.links`, :mod:`.runs`, :mod:`.queues`, :mod:`.cache`); this module owns the engine,
+sessions and migrations.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.state._common import from_db, to_db, utcnow
+from crm_sync.state.cache import CacheStore
 from crm_sync.state.links import LinkStore
 from crm_sync.state.queues import QueueStore
 from crm_sync.state.runs import RunStore
@@ -30,8 +31,9 @@ MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
 
-class SyncStore(LinkStore, RunStore, QueueStore):
-    """Typed access to links, synced values, runs, watermarks, quarantine and held items."""
+class SyncStore(LinkStore, RunStore, QueueStore, CacheStore):
+    """Typed access to links, synced values, runs, watermarks, quarantine, held items and
+    cached API answers."""
 
     def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
         self.url = url

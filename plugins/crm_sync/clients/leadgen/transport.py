@@ -221,6 +221,11 @@ class Transport:
     __str__ = __repr__
 
     @property
+    def identity(self) -> str:
+        """Which account this client reaches (no secret): the key of what is cached for it."""
+        return f"lg:{self.base_url}#{self.account_id}"
+
+    @property
     def api_calls(self) -> int:
         """HTTP requests sent to the API (retries included: each one spends the daily budget)."""
         return sum(self.calls.values())

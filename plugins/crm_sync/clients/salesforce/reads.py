@@ -7,7 +7,7 @@ unescaped; object and field names are checked against a strict identifier patter
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from simple_salesforce import format_soql
@@ -17,6 +17,7 @@ from .transport import Transport
 from .util import (
     IN_CLAUSE_CHARS,
     IN_CLAUSE_VALUES,
+    RETRIEVE_IDS,
     check_ident,
     parse_sf_datetime,
     require_utc,
@@ -109,11 +110,22 @@ class Reads(Transport):
 
         Values are de-duplicated and ``None`` is skipped; at most 300 values (and about 6,000
         characters of quoted values) go into one ``IN (...)``. ``where`` is an extra condition
-        written by the caller (never built from data), ANDed to the ``IN``.
+        written by the caller (never built from data), ANDed to the ``IN``. Lookups by ``Id`` of
+        plain fields without ``where`` go through sObject Collections retrieve instead (2,000
+        ids per call); with ``include_deleted`` the ids it does not return are then asked for
+        through ``queryAll``.
         """
         check_ident(sobject, "object")
         check_ident(field, "field")
         select = ", ".join(check_ident(f, "field") for f in fields) or "Id"
+        if field == "Id" and where is None and fields and all("." not in f for f in fields):
+            # By id: sObject Collections retrieve, 2,000 ids per call instead of ~300 per SOQL
+            # IN list. It answers null for ids in the recycle bin (or unknown): those are asked
+            # again through SOQL when deleted records are wanted.
+            missing = yield from self._retrieve(sobject, fields, values)
+            if not include_deleted or not missing:
+                return
+            values = missing
         for chunk in _in_chunks(values):
             soql = format_soql(
                 "SELECT {:literal} FROM {:literal} WHERE {:literal} IN {}",
@@ -125,6 +137,30 @@ class Reads(Transport):
             if where:
                 soql += f" AND ({where})"
             yield from self.query(soql, include_deleted=include_deleted)
+
+    def _retrieve(
+        self, sobject: str, fields: Sequence[str], ids: Sequence[Any]
+    ) -> Generator[dict[str, Any], None, list[str]]:
+        """Records by id through sObject Collections retrieve (POST, up to 2,000 ids a call);
+        returns the ids it answered null for (deleted or unknown)."""
+        wanted = list(dict.fromkeys(str(i) for i in ids if i))
+        missing: list[str] = []
+        for start in range(0, len(wanted), RETRIEVE_IDS):
+            chunk = wanted[start : start + RETRIEVE_IDS]
+            body = {"ids": chunk, "fields": list(dict.fromkeys(["Id", *fields]))}
+            answer = self._call(
+                f"retrieve {sobject}",
+                lambda b=body: self._sf.restful(
+                    f"composite/sobjects/{sobject}", method="POST", json=b
+                ),
+            )
+            for rid, record in zip(chunk, answer or [], strict=False):
+                if record is None:
+                    missing.append(rid)
+                else:
+                    yield strip_attributes(record)
+            missing.extend(chunk[len(answer or []) :])
+        return missing
 
     # -------------------------------------------------------------- replication (getDeleted)
     def get_deleted(

@@ -93,6 +93,7 @@ class Transport:
             SECRETS_FILTER.add_secret(secret)
         self._remember_session()
         self._describe_cache: dict[str, dict[str, Any]] = {}
+        self.described: set[str] = set()  # objects this client described through the API
         self._field_maps: dict[str, dict[str, dict[str, Any]]] = {}
         self._global_describe: dict[str, Any] | None = None
         sf.session.hooks.setdefault("response", []).append(self._on_response)
@@ -236,7 +237,23 @@ class Transport:
                 f"describe {sobject}", lambda: self._sf.restful(f"sobjects/{sobject}/describe")
             )
             self._describe_cache[sobject] = dict(result)
+            self.described.add(sobject)
         return self._describe_cache[sobject]
+
+    def remember_describe(self, sobject: str, describe: dict[str, Any]) -> None:
+        """Use ``describe`` (a cached answer) for ``sobject`` instead of asking the API."""
+        check_ident(sobject, "object")
+        self._describe_cache.setdefault(sobject, dict(describe))
+
+    def forget_describes(self) -> None:
+        """Drop every describe this client holds (the next ``describe`` asks the API)."""
+        self._describe_cache.clear()
+        self._field_maps.clear()
+
+    @property
+    def identity(self) -> str:
+        """Which org this client reaches (its instance; no secret): the key of its cache."""
+        return f"sf:{self._sf.sf_instance}"
 
     def field_map(self, sobject: str) -> dict[str, dict[str, Any]]:
         """Field name -> describe entry for ``sobject`` (cached)."""

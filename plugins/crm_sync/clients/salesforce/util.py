@@ -57,6 +57,7 @@ CONFIG_CODES = frozenset(
 AMBIGUOUS_CODE = AMBIGUOUS_WRITE
 MAX_COLLECTION = 200
 IN_CLAUSE_VALUES = 300
+RETRIEVE_IDS = 2000  # ids per sObject Collections retrieve
 # Keep one IN (...) list well below the ~16 KB request-URI limit once URL-encoded.
 IN_CLAUSE_CHARS = 6000
 BULK_MAX_BYTES = 90 * 1024 * 1024  # the library refuses uploads over 100 MB
@@ -77,6 +78,8 @@ def _classify_data_path(method: str, segs: list[str]) -> str:
         return {"describe": "describe", "updated": "get_updated", "deleted": "get_deleted"}.get(
             tail, "sobject"
         )
+    if head == "composite" and len(segs) == 3 and method.upper() in ("GET", "POST"):
+        return "retrieve"  # collections retrieve (composite/sobjects/X): a read
     return {"composite": "collections", "jobs": "bulk2", "limits": "limits"}.get(head, "other")
 
 

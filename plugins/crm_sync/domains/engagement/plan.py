@@ -10,7 +10,8 @@
   record.
 
 Two passes over the events (the first finds each email's first click), the second in chunks of
-:data:`PLAN_CHUNK`, so memory holds the run's first-click keys and people, not its events.
+:data:`PLAN_CHUNK`, so memory holds the run's first-click keys and one chunk's people (the people
+already looked up wait on disk), not its events.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from crm_sync.domains.engagement.rules import (
 )
 from crm_sync.domains.engagement.spec import run_schema, run_spec
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.files import DiskIndex
 
 if TYPE_CHECKING:
     from crm_sync.clients.salesforce import SalesforceClient
@@ -75,32 +77,47 @@ def candidates(ctx: RunContext) -> Iterator[tuple[dict[str, Any], list[str]]]:
 
 
 class People:
-    """Person links and the linked Salesforce records (owner, conversion), looked up once per
-    run and cached: a chunk of events only asks for the leads and records not seen before."""
+    """Person links and the linked Salesforce records (owner, conversion) of the run's leads,
+    looked up once per run: a chunk of events asks only for the leads and records not seen
+    before. What was looked up waits in task-local on-disk indexes, so memory holds one chunk's
+    people whatever the size of the run (:attr:`links` and :attr:`records` are the chunk's)."""
 
     FIELDS = {
         "Lead": ["Id", "OwnerId", "IsConverted", "ConvertedContactId"],
         "Contact": ["Id", "OwnerId"],
     }
 
-    def __init__(self, sf: SalesforceClient, store: SyncStore):
+    def __init__(self, sf: SalesforceClient, store: SyncStore, ctx: RunContext):
         self.sf = sf
         self.store = store
-        self.links: dict[str, Any] = {}
-        self.looked_up: set[str] = set()
-        self.records: dict[str, dict[str, Any]] = {}  # by 18-character id; absent = not found
-        self.queried: set[str] = set()
+        self._links = DiskIndex(ctx.scratch("plan/links.db"))  # lead id -> link ({}: none)
+        self._records = DiskIndex(ctx.scratch("plan/records.db"))  # 18-char id -> record ({})
+        self.links: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.looked_up = 0
 
     def load(self, lead_ids: Iterable[str]) -> None:
-        new = {i for i in lead_ids if i and i not in self.looked_up}
+        """Make :attr:`links` and :attr:`records` those of ``lead_ids``."""
+        ids = list(dict.fromkeys(i for i in lead_ids if i))
+        known = self._links.get_many(ids)
+        new = [i for i in ids if i not in known]
         if new:
-            self.links.update(self.store.links_by_lg(PERSON_DOMAIN, new))
-            self.looked_up |= new
+            found = self.store.links_by_lg(PERSON_DOMAIN, new)
+            fresh = {
+                i: {k: getattr(found[i], k) for k in ("status", "sf_object", "sf_id")}
+                if i in found
+                else {}
+                for i in new
+            }
+            self._links.put_many(fresh.items())
+            known.update(fresh)
+            self.looked_up += len(new)
+        self.links = {i: link for i, link in known.items() if link}
         wanted: dict[str, set[str]] = {"Lead": set(), "Contact": set()}
-        for lead in new:
-            link = self.links.get(lead)
-            if link is not None and link.status == "active" and link.sf_object in wanted:
-                wanted[link.sf_object].add(to_18(link.sf_id))
+        for link in self.links.values():
+            if link["status"] == "active" and link["sf_object"] in wanted:
+                wanted[link["sf_object"]].add(to_18(link["sf_id"]))
+        self.records = {}
         self._query("Lead", wanted["Lead"])
         converted = {
             to_18(r["ConvertedContactId"])
@@ -110,15 +127,24 @@ class People:
         self._query("Contact", wanted["Contact"] | converted)
 
     def _query(self, sobject: str, ids: set[str]) -> None:
-        todo = sorted(ids - self.queried)
-        if not todo:
-            return
-        self.queried.update(todo)
-        for rec in self.sf.query_by_values(sobject, self.FIELDS[sobject], "Id", todo):
-            self.records[to_18(rec["Id"])] = rec
+        known = self._records.get_many(ids)
+        todo = sorted(ids - set(known))
+        if todo:
+            got = {
+                to_18(r["Id"]): r
+                for r in self.sf.query_by_values(sobject, self.FIELDS[sobject], "Id", todo)
+            }
+            fresh = {i: got.get(i, {}) for i in todo}
+            self._records.put_many(fresh.items())
+            known.update(fresh)
+        self.records.update({i: r for i, r in known.items() if r})
 
     def record(self, sf_id: str | None) -> dict[str, Any] | None:
         return self.records.get(to_18(sf_id)) if sf_id else None
+
+    def close(self) -> None:
+        self._links.close()
+        self._records.close()
 
 
 class Planner:
@@ -136,7 +162,7 @@ class Planner:
         self.firsts = first_click_orders(
             ev for ev, _ in candidates(ctx) if ev["type"] in self.enabled
         )
-        self.people = People(rt.salesforce, rt.store)
+        self.people = People(rt.salesforce, rt.store, ctx)
         self.counts: Counter = Counter()
         self.seen = 0
 
@@ -162,13 +188,14 @@ class Planner:
             return self.row(
                 ev, origins, HOLD, f"lead {lead} is not linked to a Salesforce Lead or Contact yet"
             )
-        if link.status == "deleted":
-            reason = f"the Salesforce {link.sf_object} {link.sf_id} of lead {lead} was deleted"
-            return self.row(ev, origins, DROP, reason, sf_object=link.sf_object)
-        if link.status != "active":
-            return self.row(ev, origins, HOLD, f"the link of lead {lead} is {link.status}")
-        rec = self.people.record(link.sf_id)
-        who_object = link.sf_object
+        status, sf_object, sf_id = link["status"], link["sf_object"], link["sf_id"]
+        if status == "deleted":
+            reason = f"the Salesforce {sf_object} {sf_id} of lead {lead} was deleted"
+            return self.row(ev, origins, DROP, reason, sf_object=sf_object)
+        if status != "active":
+            return self.row(ev, origins, HOLD, f"the link of lead {lead} is {status}")
+        rec = self.people.record(sf_id)
+        who_object = sf_object
         if rec is not None and rec.get("IsConverted"):
             rec = self.people.record(rec.get("ConvertedContactId"))
             who_object = "Contact"
@@ -177,7 +204,7 @@ class Planner:
                 ev,
                 origins,
                 HOLD,
-                f"Salesforce {link.sf_object} {link.sf_id} of lead {lead} was not found "
+                f"Salesforce {sf_object} {sf_id} of lead {lead} was not found "
                 "(deleted or merged); waiting for sync_leads_contacts to update the link",
             )
         owner = pick_owner(rec, self.active_users)
@@ -246,7 +273,10 @@ class Planner:
 def plan(rt: TaskRuntime) -> dict[str, Any]:
     """Decide each event's fate and build its Task -> ``plans/plans.jsonl``."""
     p = Planner(rt)
-    rt.run.folder.write_jsonl("plans/plans.jsonl", p.plans())
+    try:
+        rt.run.folder.write_jsonl("plans/plans.jsonl", p.plans())
+    finally:
+        p.people.close()
     by_outcome = Counter(k.split(":")[1] for k in p.counts.elements())
     log.info(
         "plan engagement: events=%d deliver=%d hold=%d drop=%d superseded=%d links=%d sf_api_calls=%d",
@@ -255,7 +285,7 @@ def plan(rt: TaskRuntime) -> dict[str, Any]:
         by_outcome[HOLD],
         by_outcome[DROP],
         by_outcome[SUPERSEDED],
-        len(p.people.links),
+        p.people.looked_up,
         rt.salesforce.api_calls,
     )
     return {"counts": dict(p.counts)}

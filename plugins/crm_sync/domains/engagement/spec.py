@@ -150,19 +150,26 @@ def prepare(rt: TaskRuntime) -> dict[str, Any]:
     """
     from crm_sync.mapping.loader import display_path, spec_path
     from crm_sync.pipeline.prepare import prepare as prepare_run
+    from crm_sync.pipeline.prepare import schema_cache
 
     ctx, sf = rt.run, rt.salesforce
     spec = load_spec()
-    schema = LiveSchema()
-    for sobject in (TASK, *PERSON_OBJECTS):
-        schema.add_salesforce_describe(sobject, sf.describe(sobject))
-    problems = check_spec_against_schema(spec, schema)
-    if problems:
-        source = display_path(spec_path(SPEC_NAME))
-        raise ConfigError(
-            "engagement spec does not match the Salesforce Task object (nothing was written):\n"
-            + "\n".join(f"{source}: {p}: {m}" if p else f"{source}: {m}" for p, m in problems)
-        )
+
+    def read_and_check() -> None:
+        schema = LiveSchema()
+        for sobject in (TASK, *PERSON_OBJECTS):
+            schema.add_salesforce_describe(sobject, sf.describe(sobject))
+        problems = check_spec_against_schema(spec, schema)
+        if problems:
+            source = display_path(spec_path(SPEC_NAME))
+            raise ConfigError(
+                "engagement spec does not match the Salesforce Task object (nothing was "
+                "written):\n"
+                + "\n".join(f"{source}: {p}: {m}" if p else f"{source}: {m}" for p, m in problems)
+            )
+
+    # Describes cached by earlier runs (clients/schema_cache.py), kept by the shared prepare.
+    schema_cache(rt.store, sf, None).checked(sf, None, read_and_check)
     active = sorted(
         str(u["Id"]) for u in sf.query("SELECT Id, IsActive FROM User") if u.get("IsActive")
     )

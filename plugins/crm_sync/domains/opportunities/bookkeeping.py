@@ -11,7 +11,7 @@ Every store write here is idempotent for the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from crm_sync.domains.opportunities.rules import (
     active_links,
     lg_id,
 )
+from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.results import ResultRow
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from crm_sync.state.store import SyncStore
 
 Plan = dict[str, Any]
+REPLAY_CHUNK = 2000
 
 
 def link_counts(plan: Plan) -> dict[str, int]:
@@ -53,6 +55,16 @@ def link_counts(plan: Plan) -> dict[str, int]:
     return {}
 
 
+def _membership_values(plan: Plan) -> dict[str, Any]:
+    """What a membership link remembers: its opportunity, lead, contact and roles."""
+    return {
+        "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
+        "lead": lg_id(plan["lead_lg"]),
+        "contact": plan["contact_sf"],
+        "roles": plan.get("roles") or [],
+    }
+
+
 def agreed(plan: Plan) -> dict[str, Any]:
     """The values both sides hold once ``plan``'s write succeeded."""
     return {**(plan.get("agreed_now") or {}), **(plan.get("agreed_if_lg") or {})}
@@ -65,10 +77,9 @@ class Bookkeeper:
 
     def record(self, plans: Iterable[Plan], rows: Iterable[ResultRow]) -> None:
         """The state changes of a batch's successful writes, in one transaction."""
+        done = [(p, r) for p, r in zip(plans, rows, strict=True) if r["success"]]
         with self.store.batch():
-            for plan, row in zip(plans, rows, strict=True):
-                if row["success"]:
-                    self.apply(plan, row)
+            self.apply_all(done)
 
     def replay(self, plans: dict[str, Plan], rows: Iterable[ResultRow]) -> int:
         """Record again the state changes of writes an earlier attempt of this task made (its
@@ -83,8 +94,7 @@ class Bookkeeper:
             for kind in (KIND_ACCOUNT, KIND_OPPORTUNITY, KIND_MEMBERSHIP):
                 group = [(p, r) for p, r in done if p["kind"] == kind]
                 self._resolve([p for p, _ in group])
-                for plan, row in group:
-                    self.apply(plan, row)
+                self.apply_all(group)
         return len(done)
 
     def _resolve(self, plans: list[Plan]) -> None:
@@ -104,6 +114,54 @@ class Bookkeeper:
             link = opportunities.get(p["opportunity_sf"])
             if link is not None and not p["lg_payload"].get("opportunityID"):
                 p["lg_payload"]["opportunityID"] = link.lg_id
+
+    def apply_all(self, done: list[tuple[Plan, ResultRow]]) -> None:
+        """Apply successful writes: the links of created records and the synced values of
+        updated ones in bulk (a few statements per batch, not a few per record); re-created
+        records and deletions one by one (they change existing links)."""
+        creates: dict[str, list[dict[str, Any]]] = {}
+        updates: dict[str, dict[str, Any]] = {}
+        for plan, row in done:
+            kind, op = plan["kind"], plan["lg_op"]
+            if op == "create" and not (plan.get("link_change") or {}).get("old_lg_id"):
+                creates.setdefault(LINK_DOMAIN[kind], []).append(self._new_link(plan, row))
+            elif op == "update" and kind != KIND_MEMBERSHIP:
+                updates.setdefault(LINK_DOMAIN[kind], {})[plan["lg_id"]] = agreed(plan)
+            else:
+                self.apply(plan, row)
+        for domain, links in creates.items():
+            self.store.put_links(domain, links, self.ctx.run_id)
+        for domain, values in updates.items():
+            self.store.update_synced_values(domain, values, self.ctx.run_id)
+
+    @staticmethod
+    def _new_link(plan: Plan, row: ResultRow) -> dict[str, Any]:
+        """The link a successful create makes (a record or a membership)."""
+        if plan["kind"] == KIND_MEMBERSHIP:
+            return {
+                "lg_id": str(row["id"]),
+                "sf_object": "Opportunity",
+                "sf_id": plan["opportunity_sf"],
+                "synced_values": _membership_values(plan),
+                "event": "created",
+                "detail": f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
+            }
+        return {
+            "lg_id": str(row["id"]),
+            "sf_object": SF_OBJECT[plan["kind"]],
+            "sf_id": plan["sf_id"],
+            "synced_values": agreed(plan),
+            "event": "created",
+        }
+
+    def replay_stream(self, plans: Iterable[Plan], latest: Mapping[str, ResultRow]) -> int:
+        """:meth:`replay` for plans streamed from the run folder and the latest result of each
+        pair (an on-disk index): one transaction per chunk of plans."""
+        n = 0
+        for chunk in chunked(plans, REPLAY_CHUNK):
+            found = [(p, latest.get(p["pair"])) for p in chunk if p["pair"] in latest]
+            n += self.replay({p["pair"]: p for p, _ in found}, [r for _, r in found if r])
+        return n
 
     def apply(self, plan: Plan, row: ResultRow) -> None:
         kind, op = plan["kind"], plan["lg_op"]
@@ -154,21 +212,7 @@ class Bookkeeper:
             self.store.delete_link(DOMAIN_MEMBERSHIP, mid, run_id=run_id)
 
     def _membership_created(self, plan: Plan, row: ResultRow) -> None:
-        self.store.upsert_link(
-            DOMAIN_MEMBERSHIP,
-            str(row["id"]),
-            "Opportunity",
-            plan["opportunity_sf"],
-            synced_values={
-                "opportunity": lg_id(plan["lg_payload"]["opportunityID"]),
-                "lead": lg_id(plan["lead_lg"]),
-                "contact": plan["contact_sf"],
-                "roles": plan.get("roles") or [],
-            },
-            run_id=self.ctx.run_id,
-            event="created",
-            detail=f"contact {plan['contact_sf']} on opportunity {plan['opportunity_sf']}",
-        )
+        self.store.put_links(DOMAIN_MEMBERSHIP, [self._new_link(plan, row)], self.ctx.run_id)
 
     def _membership_deleted(self, plan: Plan, row: ResultRow) -> None:
         self.store.delete_link(DOMAIN_MEMBERSHIP, plan["lg_id"], run_id=self.ctx.run_id)

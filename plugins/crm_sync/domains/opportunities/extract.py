@@ -6,10 +6,14 @@ now, and those quarantined earlier (retried every run). Each carries all of its 
 (``_roles``). Accounts: referenced by those opportunities or by contacts changed in the window
 that are linked to a person, when not linked yet; linked ones that changed in the window; and
 quarantined ones.
+
+Records and id sets wait in task-local on-disk indexes, so a full resync of a large org holds one
+chunk of records in memory at a time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from crm_sync.clients.sf_ids import is_of
 from crm_sync.definitions import SF_TO_LG
 from crm_sync.domains.opportunities.rules import (
     ACCOUNT_SYSTEM_FIELDS,
+    CHUNK,
     DOMAIN_ACCOUNT,
     DOMAIN_PERSON,
     HELD_KIND,
@@ -28,6 +33,7 @@ from crm_sync.domains.opportunities.rules import (
     active_links,
     sf_fields,
 )
+from crm_sync.pipeline.files import DiskIndex, chunked
 from crm_sync.pipeline.transform import truthy
 
 if TYPE_CHECKING:
@@ -100,60 +106,93 @@ def _held_roles(r: _Reader, retry_roles: list[str], wanted: set[str]) -> list[di
     return held_rows
 
 
-def _opportunities(r: _Reader, retry: list[str]) -> dict[str, dict[str, Any]]:
+def _opportunities(r: _Reader, retry: list[str], index: DiskIndex) -> None:
     """The run's opportunities, each with its current roles -> ``extract/opportunities.jsonl``
-    (and the held roles' states -> ``extract/held.jsonl``)."""
+    (and the held roles' states -> ``extract/held.jsonl``). The records wait in ``index`` (on
+    disk), so a full resync holds one chunk of them in memory, not every opportunity."""
     ctx = r.rt.run
     opp_fields = sf_fields(r.rt.specs["Opportunity"], OPP_SYSTEM_FIELDS)
-    opps = {x["Id"]: x for x in r.query("Opportunity", opp_fields)}
-    r.counts["Opportunity"] = len(opps)
-    wanted: set[str] = set(opps)
+    r.counts["Opportunity"] = index.put_many(
+        (x["Id"], x) for x in r.query("Opportunity", opp_fields)
+    )
+    wanted: set[str] = set()  # not changed themselves: a changed or held role, a retry
     if not ctx.full_resync:
         changed_roles = list(r.query("OpportunityContactRole", list(ROLE_FIELDS)))
         r.counts["OpportunityContactRole"] = len(changed_roles)
         wanted |= {x["OpportunityId"] for x in changed_roles if x.get("OpportunityId")}
     held_rows = _held_roles(r, [i for i in retry if is_of(i, "OpportunityContactRole")], wanted)
     wanted |= {i for i in retry if is_of(i, "Opportunity")}
-    for x in r.by_ids("Opportunity", opp_fields, sorted(wanted - set(opps))):
-        opps[x["Id"]] = x
-    live = sorted(i for i, x in opps.items() if not truthy(x.get("IsDeleted")))
-    roles_by_opp: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for x in r.by_ids("OpportunityContactRole", list(ROLE_FIELDS), live, "OpportunityId"):
-        roles_by_opp[x["OpportunityId"]].append(x)
+    missing = sorted(i for i in wanted if i not in index)
+    index.put_many((x["Id"], x) for x in r.by_ids("Opportunity", opp_fields, missing))
+
+    def with_roles() -> Iterator[dict[str, Any]]:
+        for chunk in chunked(index.query("SELECT k, v FROM rec ORDER BY k"), CHUNK):
+            opps = [json.loads(v) for _, v in chunk]
+            live = [x["Id"] for x in opps if not truthy(x.get("IsDeleted"))]
+            roles: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for x in r.by_ids("OpportunityContactRole", list(ROLE_FIELDS), live, "OpportunityId"):
+                roles[x["OpportunityId"]].append(x)
+            r.counts["roles_in_run"] += sum(len(v) for v in roles.values())
+            for x in opps:
+                yield {**x, "_roles": roles.get(x["Id"], [])}
+
+    r.counts["roles_in_run"] = 0
     r.counts["opportunities_in_run"] = ctx.folder.write_jsonl(
-        "extract/opportunities.jsonl",
-        ({**x, "_roles": roles_by_opp.get(i, [])} for i, x in sorted(opps.items())),
+        "extract/opportunities.jsonl", with_roles()
     )
-    r.counts["roles_in_run"] = sum(len(v) for v in roles_by_opp.values())
     ctx.folder.write_jsonl("extract/held.jsonl", held_rows)
-    return opps
 
 
-def _accounts(r: _Reader, opps: dict[str, dict[str, Any]], retry: list[str]) -> None:
-    """The run's accounts -> ``extract/accounts.jsonl``."""
+def _referenced(r: _Reader, opps: DiskIndex, into: DiskIndex) -> None:
+    """Accounts the run needs whatever changed: those of its live opportunities and those of
+    the contacts changed in the window that are linked to a person (ids only, on disk)."""
+    for chunk in chunked(opps.query("SELECT v FROM rec"), CHUNK):
+        recs = (json.loads(v) for (v,) in chunk)
+        into.put_many(
+            (x["AccountId"], 1)
+            for x in recs
+            if x.get("AccountId") and not truthy(x.get("IsDeleted"))
+        )
+    contacts = r.query("Contact", ["Id", "AccountId"], where="AccountId != null")
+    r.counts["Contact"] = 0
+    for chunk in chunked(contacts, CHUNK):
+        r.counts["Contact"] += len(chunk)
+        linked = active_links(r.rt.store, DOMAIN_PERSON, [c["Id"] for c in chunk])
+        into.put_many((c["AccountId"], 1) for c in chunk if c["Id"] in linked)
+
+
+def _accounts(r: _Reader, opps: DiskIndex, retry: list[str]) -> None:
+    """The run's accounts -> ``extract/accounts.jsonl``: changed ones that are linked or
+    referenced, referenced ones not linked yet, and quarantined ones. Streamed in chunks."""
     ctx, store = r.rt.run, r.rt.store
     acc_fields = sf_fields(r.rt.specs["Account"], ACCOUNT_SYSTEM_FIELDS)
-    referenced = {
-        x["AccountId"]
-        for x in opps.values()
-        if x.get("AccountId") and not truthy(x.get("IsDeleted"))
-    }
-    contacts = list(r.query("Contact", ["Id", "AccountId"], where="AccountId != null"))
-    r.counts["Contact"] = len(contacts)
-    linked = active_links(store, DOMAIN_PERSON, [c["Id"] for c in contacts])
-    referenced |= {c["AccountId"] for c in contacts if c["Id"] in linked}
-    accounts = {x["Id"]: x for x in r.query("Account", acc_fields)}
-    r.counts["Account"] = len(accounts)
-    acc_links = active_links(store, DOMAIN_ACCOUNT, set(accounts) | referenced)
-    keep = {i for i in accounts if i in acc_links or i in referenced}
-    keep |= {i for i in referenced if i not in acc_links} | {
-        i for i in retry if is_of(i, "Account")
-    }
-    for x in r.by_ids("Account", acc_fields, sorted(keep - set(accounts))):
-        accounts[x["Id"]] = x
-    r.counts["accounts_in_run"] = ctx.folder.write_jsonl(
-        "extract/accounts.jsonl", (accounts[i] for i in sorted(keep) if i in accounts)
-    )
+    retried = {i for i in retry if is_of(i, "Account")}
+    changed = DiskIndex(ctx.scratch("extract/accounts.db"))
+    referenced = DiskIndex(ctx.scratch("extract/referenced.db"))
+    try:
+        _referenced(r, opps, referenced)
+        r.counts["Account"] = changed.put_many((x["Id"], x) for x in r.query("Account", acc_fields))
+
+        def kept() -> Iterator[dict[str, Any]]:
+            for chunk in chunked(changed.query("SELECT k, v FROM rec ORDER BY k"), CHUNK):
+                ids = [k for k, _ in chunk]
+                linked = active_links(store, DOMAIN_ACCOUNT, ids)
+                wanted = set(referenced.get_many(ids)) | set(linked) | retried
+                yield from (json.loads(v) for k, v in chunk if k in wanted)
+            # referenced and not changed: needed when not linked yet (or quarantined)
+            for chunk in chunked(referenced.query("SELECT k FROM rec ORDER BY k"), CHUNK):
+                ids = [k for (k,) in chunk if k not in changed]
+                linked = active_links(store, DOMAIN_ACCOUNT, ids)
+                todo = [i for i in ids if i not in linked or i in retried]
+                yield from r.by_ids("Account", acc_fields, todo)
+            # quarantined, neither changed nor referenced: retried
+            extra = sorted(i for i in retried if i not in changed and i not in referenced)
+            yield from r.by_ids("Account", acc_fields, extra)
+
+        r.counts["accounts_in_run"] = ctx.folder.write_jsonl("extract/accounts.jsonl", kept())
+    finally:
+        changed.close()
+        referenced.close()
 
 
 def extract(rt: TaskRuntime) -> dict[str, Any]:
@@ -166,8 +205,12 @@ def extract(rt: TaskRuntime) -> dict[str, Any]:
         if k.startswith("sf:")
     ]
     r.counts["retried"] = len(retry)
-    opps = _opportunities(r, retry)
-    _accounts(r, opps, retry)
+    opps = DiskIndex(ctx.scratch("extract/opportunities.db"))
+    try:
+        _opportunities(r, retry, opps)
+        _accounts(r, opps, retry)
+    finally:
+        opps.close()
     log.info(
         "extract salesforce: %s in [%s, %s) api_calls=%d",
         " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from crm_sync.domains.opportunities.rules import (
     active_links,
     lg_id,
 )
-from crm_sync.errors import AmbiguousWriteError, RetriableError
+from crm_sync.errors import AmbiguousWriteError, BudgetExhaustedError, RetriableError
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
@@ -51,9 +52,11 @@ class Loader:
     lg: LeadGenClient
     store: SyncStore
     results: ResultLog
-    done: set[str]
+    done: Collection[str]
     counts: Counter = field(default_factory=Counter)
     notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # every create is looked up first (an earlier run never finished: see load())
+    creates_suspect: bool = False
 
     def __post_init__(self) -> None:
         self.books = Bookkeeper(self.ctx, self.store)
@@ -62,14 +65,14 @@ class Loader:
             r["pair"] for r in self.results.latest().values() if r["error_code"] == AMBIGUOUS
         }
 
-    def write(self, plans: list[Plan], method: str) -> None:
-        """Write ``plans`` in batches with the client's ``method``. Each batch's results are
-        appended first, then its state changes recorded: a retried task never writes a record
-        twice (see :mod:`.bookkeeping`); creates whose answer was lost are looked up before they
-        are made again (see :mod:`.ambiguous`)."""
-        todo = [p for p in plans if p["pair"] not in self.done]
+    def write(self, plans: Iterable[Plan], method: str) -> None:
+        """Write ``plans`` (streamed) in batches with the client's ``method``. Each batch's
+        results are appended first, then its state changes recorded: a retried task never writes
+        a record twice (see :mod:`.bookkeeping`); creates whose answer was lost are looked up
+        before they are made again (see :mod:`.ambiguous`)."""
+        todo = (p for p in plans if p["pair"] not in self.done)
         for batch in chunked(todo, LG_BATCH):
-            found = self._adopt([p for p in batch if p["pair"] in self.suspect])
+            found = self._adopt([p for p in batch if self._suspect(p)])
             fresh = [p for p in batch if p["pair"] not in found]
             self._in_flight(fresh)
             rows = [*found.values(), *self._send(method, fresh)]
@@ -82,6 +85,10 @@ class Loader:
                 self.counts[f"{plan['kind']}_{plan['lg_op']}_{outcome}"] += 1
             self.results.append(ordered)
             self.books.record(batch, ordered)
+
+    def _suspect(self, plan: Plan) -> bool:
+        """Whether ``plan``'s record may exist already although no link knows it."""
+        return plan["pair"] in self.suspect or (self.creates_suspect and plan["lg_op"] == "create")
 
     def _in_flight(self, batch: list[Plan]) -> None:
         """Creates are marked as lost answers in the results before they go out, and their
@@ -165,22 +172,24 @@ class Loader:
             if p["pair"] in found
         }
 
-    def adopt_duplicates(self, plans: list[Plan]) -> None:
+    def adopt_duplicates(self, creates: Iterable[Plan]) -> None:
         """A membership create refused with 301 already exists (an earlier attempt wrote it and
         could not record it): find its id and link it instead of failing."""
         latest = self.results.latest()
-        dup = [
+        refused = (
             p
-            for p in plans
-            if latest.get(p["pair"], {}).get("error_code") == "301"
+            for p in creates
+            if p["pair"] in latest
+            and latest[p["pair"]].get("error_code") == "301"
             and not latest[p["pair"]]["success"]
-        ]
-        found = self._adopt(dup, why="301")
-        rows = list(found.values())
-        for row in rows:
-            row["links"] = {"membership_created": 1}  # type: ignore[typeddict-unknown-key]
-        self.results.append(rows)  # later rows win when the record stage reads the results
-        self.books.record([p for p in dup if p["pair"] in found], rows)
+        )
+        for dup in chunked(_ready_memberships(self, refused), LG_BATCH):
+            found = self._adopt(dup, why="301")
+            rows = list(found.values())
+            for row in rows:
+                row["links"] = {"membership_created": 1}  # type: ignore[typeddict-unknown-key]
+            self.results.append(rows)  # later rows win when the record stage reads the results
+            self.books.record([p for p in dup if p["pair"] in found], rows)
 
 
 def _ambiguous_row(plan: Plan, message: str) -> ResultRow:
@@ -196,61 +205,65 @@ def _ambiguous_row(plan: Plan, message: str) -> ResultRow:
     )
 
 
-def _resolve_accounts(ld: Loader, plans: list[Plan]) -> None:
-    """Opportunities whose account was created by this load get its id now. An account that
-    could not be written (it is in the quarantine) is left off: its reference is not recorded as
-    synced, so it is set on the opportunity's next change."""
-    deferred = [p for p in plans if p["kind"] == KIND_OPPORTUNITY and p.get("account_deferred")]
-    accounts = active_links(ld.store, DOMAIN_ACCOUNT, {p["account_deferred"] for p in deferred})
-    skipped = []
-    for p in deferred:
-        acc = accounts.get(p["account_deferred"])
-        if acc is not None:
-            p["lg_payload"][REF_ACCOUNT] = acc.lg_id
-            p.setdefault("agreed_if_lg", {})[REF_ACCOUNT] = acc.lg_id
-            continue
-        ld.counts["account_unresolved"] += 1
-        ld.notes[p["pair"]] = [
-            {
-                "event": "account_unresolved",
-                "detail": f"account {p['account_deferred']} of opportunity {p['sf_id']} is not in "
-                "Lead Gen & CRM yet (see the quarantine)",
-            }
-        ]
-        if p["lg_op"] == "update" and set(p["lg_payload"]) == {"id"}:
-            skipped.append(p)
-    ld.results.append(
-        [
-            outcome_row(
-                p["pair"],
-                "leadgen",
-                "update",
-                id=p["lg_id"],
-                kind=p["kind"],
-                unchanged=True,
-                events=ld.notes[p["pair"]],
-            )
-            for p in skipped
-        ]
-    )
-    ld.done |= {p["pair"] for p in skipped}
-
-
-def _ready_memberships(ld: Loader, creates: list[Plan]) -> list[Plan]:
-    """Membership creates whose opportunity exists now; one whose opportunity could not be
-    written waits for it (recomputed when the opportunity is retried)."""
-    unresolved = {p["opportunity_sf"] for p in creates if not p["lg_payload"].get("opportunityID")}
-    opps = active_links(ld.store, DOMAIN_OPPORTUNITY, unresolved) if unresolved else {}
-    ready = []
-    for p in creates:
-        if not p["lg_payload"].get("opportunityID"):
-            link = opps.get(p["opportunity_sf"])
-            if link is None:
-                ld.counts["membership_waiting_for_opportunity"] += 1
+def _resolving_accounts(ld: Loader, plans: Iterable[Plan]) -> Iterator[Plan]:
+    """Opportunities whose account was created by this load get its id now (per chunk). An
+    account that could not be written (it is in the quarantine) is left off: its reference is
+    not recorded as synced, so it is set on the opportunity's next change; an update that had
+    nothing else to write is answered as unchanged here."""
+    for chunk in chunked(plans, LG_BATCH):
+        deferred = [p for p in chunk if p.get("account_deferred")]
+        accounts = active_links(ld.store, DOMAIN_ACCOUNT, {p["account_deferred"] for p in deferred})
+        skipped = []
+        for p in deferred:
+            acc = accounts.get(p["account_deferred"])
+            if acc is not None:
+                p["lg_payload"][REF_ACCOUNT] = acc.lg_id
+                p.setdefault("agreed_if_lg", {})[REF_ACCOUNT] = acc.lg_id
                 continue
-            p["lg_payload"]["opportunityID"] = link.lg_id
-        ready.append(p)
-    return ready
+            ld.counts["account_unresolved"] += 1
+            ld.notes[p["pair"]] = [
+                {
+                    "event": "account_unresolved",
+                    "detail": f"account {p['account_deferred']} of opportunity {p['sf_id']} is "
+                    "not in Lead Gen & CRM yet (see the quarantine)",
+                }
+            ]
+            if p["lg_op"] == "update" and set(p["lg_payload"]) == {"id"}:
+                skipped.append(p)
+        ld.results.append(
+            [
+                outcome_row(
+                    p["pair"],
+                    "leadgen",
+                    "update",
+                    id=p["lg_id"],
+                    kind=p["kind"],
+                    unchanged=True,
+                    events=ld.notes[p["pair"]],
+                )
+                for p in skipped
+            ]
+        )
+        gone = {p["pair"] for p in skipped}
+        yield from (p for p in chunk if p["pair"] not in gone)
+
+
+def _ready_memberships(ld: Loader, creates: Iterable[Plan]) -> Iterator[Plan]:
+    """Membership creates whose opportunity exists now (per chunk); one whose opportunity
+    could not be written waits for it (recomputed when the opportunity is retried)."""
+    for chunk in chunked(creates, LG_BATCH):
+        unresolved = {
+            p["opportunity_sf"] for p in chunk if not p["lg_payload"].get("opportunityID")
+        }
+        opps = active_links(ld.store, DOMAIN_OPPORTUNITY, unresolved) if unresolved else {}
+        for p in chunk:
+            if not p["lg_payload"].get("opportunityID"):
+                link = opps.get(p["opportunity_sf"])
+                if link is None:
+                    ld.counts["membership_waiting_for_opportunity"] += 1
+                    continue
+                p["lg_payload"]["opportunityID"] = link.lg_id
+            yield p
 
 
 # How many earlier runs of the DAG are looked at for one that never finished.
@@ -281,51 +294,95 @@ STEPS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def _plans(ctx: RunContext, kind: str | None = None, op: str | None = None) -> Iterator[Plan]:
+    """The validated plans to write (of ``kind`` and ``op``), streamed from the run folder."""
+    for p in ctx.folder.read_jsonl("plans/validated.jsonl"):
+        if p.get("lg_op") and not p.get("lg_rejected"):
+            if (kind is None or p["kind"] == kind) and (op is None or p["lg_op"] == op):
+                yield p
+
+
 def load(rt: TaskRuntime) -> dict[str, Any]:
-    """Write the validated plans (see the module docstring); results go to ``results/lg``."""
+    """Write the validated plans (see the module docstring); results go to ``results/lg``.
+    Plans are streamed from the run folder, one pass per step, so memory holds one batch."""
     ctx, lg, store = rt.run, rt.leadgen, rt.store
     results = ResultLog(ctx.folder, "lg")
-    done = results.done(success_only=True)
-    plans = [
-        p
-        for p in ctx.folder.read_jsonl("plans/validated.jsonl")
-        if p.get("lg_op") and not p.get("lg_rejected")
-    ]
     if ctx.dry_run:
-        counts = Counter(f"would_{p['lg_op']}_{p['kind']}" for p in plans)
+        counts = Counter(f"would_{p['lg_op']}_{p['kind']}" for p in _plans(ctx))
         log.info("load leadgen (dry run): nothing written; would %s", dict(counts))
         return {"counts": dict(counts)}
+    done = results.done(success_only=True)
     ld = Loader(ctx, lg, store, results, done)
     ld.counts["skipped_already_done"] = len(done)
     # an earlier attempt of this task may have died between its results and its links
-    ld.books.replay({p["pair"]: p for p in plans}, results.latest().values())
-    if _unfinished_run_before(store, ctx):
-        # ... and so may an earlier run, whose results are in its own folder: what it created
-        # without a link is found (and linked) before anything is created again
-        ld.suspect |= {p["pair"] for p in plans if p["lg_op"] == "create"}
-
-    def of(kind: str, op: str) -> list[Plan]:
-        return [p for p in plans if p["kind"] == kind and p["lg_op"] == op]
-
-    for kind, op, method in STEPS:
-        if (kind, op) == (KIND_OPPORTUNITY, "create"):
-            _resolve_accounts(ld, plans)  # accounts created above are linked now
-        ld.write(of(kind, op), method)
-    ready = _ready_memberships(ld, of(KIND_MEMBERSHIP, "create"))
-    ld.write(of(KIND_MEMBERSHIP, "delete"), "delete_opportunity_leads")
-    ld.write(ready, "create_opportunity_leads")
-    ld.adopt_duplicates(ready)
-    # agreements without a write (values that already matched) refresh the synced values
-    for kind in (KIND_ACCOUNT, KIND_OPPORTUNITY):
-        agreed = {
-            p["lg_id"]: p["agreed_now"]
-            for p in ctx.folder.read_jsonl("plans/validated.jsonl")
-            if p["kind"] == kind and not p.get("lg_op") and p.get("agreed_now") and p.get("lg_id")
-        }
-        store.update_synced_values(LINK_DOMAIN[kind], agreed, ctx.run_id)
+    ld.books.replay_stream(_plans(ctx), results.latest())
+    # ... and so may an earlier run, whose results are in its own folder: what it created
+    # without a link is found (and linked) before anything is created again
+    ld.creates_suspect = _unfinished_run_before(store, ctx)
+    try:
+        _write_steps(ld)
+    except BudgetExhaustedError as exc:
+        # Stop cleanly between batches: what was written is linked; the rest waits for the
+        # next run (a stopped full resync is continued by the next runs: pipeline/prepare.py).
+        return _stopped(rt, ld, exc)
+    _agreements(ctx, store)
     log.info(
         "load leadgen: %s api_calls=%d",
         " ".join(f"{k}={v}" for k, v in sorted(ld.counts.items())),
         lg.api_calls,
     )
     return {"counts": dict(ld.counts)}
+
+
+def _write_steps(ld: Loader) -> None:
+    """Every write of the run, in the order of :data:`STEPS`, then the memberships."""
+    ctx = ld.ctx
+    for kind, op, method in STEPS:
+        plans = _plans(ctx, kind, op)
+        if kind == KIND_OPPORTUNITY:  # accounts created above are linked now
+            plans = _resolving_accounts(ld, plans)
+        ld.write(plans, method)
+    ld.write(_plans(ctx, KIND_MEMBERSHIP, "delete"), "delete_opportunity_leads")
+    ld.write(
+        _ready_memberships(ld, _plans(ctx, KIND_MEMBERSHIP, "create")), "create_opportunity_leads"
+    )
+    ld.adopt_duplicates(_plans(ctx, KIND_MEMBERSHIP, "create"))
+
+
+def _stopped(rt: TaskRuntime, ld: Loader, exc: BudgetExhaustedError) -> dict[str, Any]:
+    """The load stopped on the API budget: progress and the time the rest needs (at this run's
+    calls per record written) in the log and the summary (the run report shows it)."""
+    from crm_sync.budget import current_lg_budget, eta
+
+    written = sum(n for k, n in ld.counts.items() if k.endswith(("_ok", "_failed")))
+    done = ld.results.done()
+    remaining = sum(1 for p in _plans(ld.ctx) if p["pair"] not in done)
+    per_record = rt.leadgen.api_calls / written if written else 1 / LG_BATCH
+    progress = {"written": written, **eta(remaining, per_record, current_lg_budget(ld.store))}
+    log.warning(
+        "load leadgen: %s; %d written, %d to go: about %s calls, %.1f h at %d calls a day",
+        exc,
+        written,
+        remaining,
+        progress["calls_needed"],
+        progress["eta_hours"],
+        progress["calls_per_day"],
+    )
+    ld.counts["deferred_by_budget"] = remaining
+    return {"counts": dict(ld.counts), "budget_exhausted": str(exc), "progress": progress}
+
+
+def _agreements(ctx: RunContext, store: SyncStore) -> None:
+    """Agreements without a write (values that already matched) refresh the synced values."""
+    plans = (
+        p
+        for p in ctx.folder.read_jsonl("plans/validated.jsonl")
+        if p["kind"] in (KIND_ACCOUNT, KIND_OPPORTUNITY)
+        and not p.get("lg_op")
+        and p.get("agreed_now")
+        and p.get("lg_id")
+    )
+    for chunk in chunked(plans, LG_BATCH):
+        for kind in (KIND_ACCOUNT, KIND_OPPORTUNITY):
+            agreed = {p["lg_id"]: p["agreed_now"] for p in chunk if p["kind"] == kind}
+            store.update_synced_values(LINK_DOMAIN[kind], agreed, ctx.run_id)

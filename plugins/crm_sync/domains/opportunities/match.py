@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from crm_sync.tasks import TaskRuntime
 
 log = logging.getLogger(__name__)
+LOOKUP_CHUNK = 5000  # records whose Lead Gen & CRM counterparts are read together (10 calls)
 
 
 def current_records(
@@ -94,16 +95,17 @@ def match_file(
     -> ``pairs/<name>``."""
     ctx, store, folder = rt.run, rt.store, rt.run.folder
     counts: Counter = Counter()
-    # pass 1: which Lead Gen & CRM records are needed (read by id, 500 per call)
-    wanted: list[str] = []
-    for chunk in chunked(folder.read_jsonl(f"extract/{name}"), CHUNK):
-        for lk_list in store.links_by_sf(domain, [r["Id"] for r in chunk]).values():
-            link, state = link_state(lk_list)
-            if state == "linked" and link is not None:
-                wanted.append(link.lg_id)
     index = DiskIndex(ctx.scratch(f"match/{domain}.db"))
     try:
-        index.put_many(current_records(wanted, by_ids, one).items())
+        # pass 1: the current Lead Gen & CRM records of the linked ones (read by id, 500 per
+        # call), a chunk at a time into the on-disk index
+        for chunk in chunked(folder.read_jsonl(f"extract/{name}"), LOOKUP_CHUNK):
+            wanted = []
+            for lk_list in store.links_by_sf(domain, [r["Id"] for r in chunk]).values():
+                link, state = link_state(lk_list)
+                if state == "linked" and link is not None:
+                    wanted.append(link.lg_id)
+            index.put_many(current_records(wanted, by_ids, one).items())
 
         def pairs() -> Iterator[dict[str, Any]]:
             for chunk in chunked(folder.read_jsonl(f"extract/{name}"), CHUNK):

@@ -212,6 +212,12 @@ def record(rt: TaskRuntime) -> dict[str, Any]:
             },
             "warnings": list(prepared.get("stage_warnings") or [])
             + list(prepared.get("owner_problems") or []),
+            # a load stopped by the API budget: how far it got, how long the rest takes
+            **(
+                {"progress": rt.summaries["load_leadgen"]["progress"]}
+                if (rt.summaries.get("load_leadgen") or {}).get("progress")
+                else {}
+            ),
         }
 
     extracted = rt.summaries.get("extract", {}).get("extracted", {})

@@ -198,16 +198,25 @@ def prepare(rt: TaskRuntime) -> dict[str, Any]:
     checked against the live schemas and deal stages; owners; missing deal stages created when
     the map allows it. Nothing is read from or written to records before this passes."""
     from crm_sync.pipeline.prepare import prepare as prepare_run
+    from crm_sync.pipeline.prepare import schema_cache
 
     _ = rt.specs  # spec errors first, before any API call
     stage_spec = load_stage_map()
     sf, lg = rt.salesforce, rt.leadgen
-    stage_field = sf.field_map("Opportunity").get("StageName") or {}
-    sf_stages = [
-        p["value"] for p in stage_field.get("picklistValues") or [] if p.get("active", True)
-    ]
-    resolution = resolve_stages(stage_spec, lg.get_deal_stages(), sf_stages)
-    check_stage_resolution(resolution)
+    deal_stages = lg.get_deal_stages()
+
+    def resolve() -> StageResolution:
+        stage_field = sf.field_map("Opportunity").get("StageName") or {}
+        sf_stages = [
+            p["value"] for p in stage_field.get("picklistValues") or [] if p.get("active", True)
+        ]
+        resolution = resolve_stages(stage_spec, deal_stages, sf_stages)
+        check_stage_resolution(resolution)
+        return resolution
+
+    # The Opportunity describe may come from the schema cache (a stage added in Setup since it
+    # was stored: the check fails once, and the stages are read again from Salesforce).
+    resolution = schema_cache(rt.store, sf, lg).checked(sf, lg, resolve)
     summary = prepare_run(
         rt.run,
         spec_names=SPEC_NAMES,

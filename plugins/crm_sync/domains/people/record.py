@@ -261,12 +261,7 @@ def walk(ctx: RunContext) -> Callable[[RunTally, StateChanges], None]:
     def run(tally: RunTally, changes: StateChanges) -> None:
         # Each side's results indexed on disk and read a chunk of plans at a time: a full
         # resync has one result per record, too many to hold in memory.
-        indexes = {
-            s.prefix: ResultLog(ctx.folder, s.prefix).latest_index(
-                ctx.scratch(f"record/results_{s.prefix}.db")
-            )
-            for s in SIDES
-        }
+        indexes = {s.prefix: ResultLog(ctx.folder, s.prefix).latest() for s in SIDES}
         try:
             for plans in chunked(ctx.folder.read_jsonl("plans/validated.jsonl"), CHUNK):
                 keys = [p["pair"] for p in plans]
