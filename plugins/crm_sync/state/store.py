@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.state._common import from_db, to_db, utcnow
+from crm_sync.state.changes import ChangeLogStore
 from crm_sync.state.links import LinkStore
 from crm_sync.state.queues import QueueStore
 from crm_sync.state.runs import RunStore
@@ -30,7 +31,7 @@ MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
 
-class SyncStore(LinkStore, RunStore, QueueStore):
+class SyncStore(LinkStore, RunStore, QueueStore, ChangeLogStore):
     """Typed access to links, synced values, runs, watermarks, quarantine and held items."""
 
     def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
