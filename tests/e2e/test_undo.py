@@ -84,7 +84,12 @@ def seeded(fresh: Any, dags: dict[str, Any]) -> dict[str, str]:
             title="Engineer",
         ),
         "cole_sf": sf_create(
-            fresh, "Contact", LastName="Cole", Email="cole@undo.example", Title="VP", Phone="+1 555 0003"
+            fresh,
+            "Contact",
+            LastName="Cole",
+            Email="cole@undo.example",
+            Title="VP",
+            Phone="+1 555 0003",
         ),
     }
     sync(dags, 0)

@@ -302,7 +302,19 @@ def _plan_update(
                 "detail": f"Lead Gen & CRM owner {lg_rec['_lg_owner']} is not mapped to an active Salesforce user",
             }
         )
-    # record link: the Salesforce record must point back at the lead (hyperlink widget)
+    _plan_record_link(plan, spec, ctx, sf_rec)
+    if plan.sf_payload:
+        plan.sf_op = "update"
+        plan.sf_payload["Id"] = plan.sf_id
+    if plan.lg_payload:
+        plan.lg_op = "update"
+        plan.lg_payload["id"] = plan.lg_id
+
+
+def _plan_record_link(
+    plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, sf_rec: pd.Series
+) -> None:
+    """The Salesforce record must point back at the lead (hyperlink widget)."""
     if spec.record_link and plan.lg_id:
         rl = spec.record_link
         if _clean(sf_rec["_sf_lgid"]) != plan.lg_id:
@@ -310,12 +322,6 @@ def _plan_update(
         url = link_url(spec, plan.lg_id, ctx.app_base_url)
         if url and rl.url_field and _clean(sf_rec["_sf_link_url"]) != url:
             plan.sf_payload[rl.url_field] = url
-    if plan.sf_payload:
-        plan.sf_op = "update"
-        plan.sf_payload["Id"] = plan.sf_id
-    if plan.lg_payload:
-        plan.lg_op = "update"
-        plan.lg_payload["id"] = plan.lg_id
 
 
 def _undo_hold(

@@ -161,13 +161,12 @@ class ChangeLogStore:
             return [(a, b, c, int(d), int(e)) for a, b, c, d, e in s.execute(q)]
 
     def purge_changes(self, older_than: timedelta) -> int:
-        """Delete change-log entries and undo holds older than ``older_than``
-        (``CRM_SYNC_RETENTION_DAYS``); returns how many entries went."""
+        """Delete change-log entries older than ``older_than`` (``CRM_SYNC_RETENTION_DAYS``);
+        returns how many went. Undo holds stay until the sync releases them (a side changes):
+        dropping one by age would let a full resync write the undone value back."""
         cutoff = utcnow() - older_than
         with self.session() as s:
-            n = s.execute(delete(ChangeRecord).where(ChangeRecord.at < cutoff)).rowcount or 0
-            s.execute(delete(UndoHold).where(UndoHold.at < cutoff))
-        return n
+            return s.execute(delete(ChangeRecord).where(ChangeRecord.at < cutoff)).rowcount or 0
 
     # -- undo holds ------------------------------------------------------------------------
     def undo_holds(self, domain: str, lg_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
