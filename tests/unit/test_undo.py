@@ -15,8 +15,9 @@ from crm_sync.clients.results import RecordError, WriteResult
 from crm_sync.errors import ConfigError
 from crm_sync.state.changes import ChangeFilter
 from crm_sync.state.store import SyncStore
+from crm_sync.undo import UNDO_DAG
 from crm_sync.undo.decide import Entry, decide
-from crm_sync.undo.runner import UNDO_DAG, Undo, UndoJob, inverse_meta
+from crm_sync.undo.runner import Undo, UndoJob, inverse_meta
 from crm_sync.undo.service import UndoIncomplete, execute
 from crm_sync.undo.systems import System
 

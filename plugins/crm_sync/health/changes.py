@@ -35,12 +35,12 @@ from crm_sync.health.deps import (
 from crm_sync.state.changes import ChangeFilter
 from crm_sync.state.models import ChangeRecord
 from crm_sync.state.store import SyncStore
+from crm_sync.undo import UNDO_DAG
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-UNDO_DAG = "crm_sync_undo"  # crm_sync.undo.UNDO_DAG (not imported: the health app stays light)
 RUN_ID_PATTERN = r"^[A-Za-z0-9_.:+\-]{1,250}$"
 RECORD_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 OBJECT_PATTERN = r"^[A-Za-z0-9_]{1,64}$"

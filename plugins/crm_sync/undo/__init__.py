@@ -8,6 +8,5 @@ reported and the field left alone); records the run created are reported, or rem
 (``python -m crm_sync.undo``, :mod:`.cli`) and the Sync health page of a run. See ``docs/undo.md``.
 """
 
-from crm_sync.undo.runner import UNDO_DAG, Undo, UndoJob, UndoReport
-
-__all__ = ["UNDO_DAG", "Undo", "UndoJob", "UndoReport"]
+# Light on purpose (the Sync health app imports it): the undo itself is in .runner.
+UNDO_DAG = "crm_sync_undo"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_sync.pipeline.changelog import CREATE, REMOVED, UPDATE
 from crm_sync.state.changes import ChangeFilter
+from crm_sync.undo import UNDO_DAG
 from crm_sync.undo.decide import (
     REMOVE,
     RESTORE,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNDO_DAG = "crm_sync_undo"
 EXAMPLES = 200  # entries per outcome listed in the report (all are counted and logged)
 UNDONE = "undone"  # link status of a pair whose created record an undo removed
 

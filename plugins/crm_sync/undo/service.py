@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.errors import ConfigError, FatalError, RetriableError
-from crm_sync.undo.runner import UNDO_DAG, Undo, UndoJob, UndoReport
+from crm_sync.undo import UNDO_DAG
+from crm_sync.undo.runner import Undo, UndoJob, UndoReport
 from crm_sync.undo.systems import LeadGenSystem, SalesforceSystem, System
 
 if TYPE_CHECKING:
