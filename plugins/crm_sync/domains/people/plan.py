@@ -67,9 +67,12 @@ def plan(rt: TaskRuntime) -> dict[str, Any]:
     rctx = reconcile_context(rt)
     counts: Counter = Counter()
 
+    holds = rt.store.has_undo_holds(DOMAIN)  # else no chunk needs the lookup
+
     def plans() -> Iterator[dict[str, Any]]:
         for chunk in chunked(folder.read_jsonl("pairs/pairs.jsonl"), CHUNK):
-            with_holds(rt, chunk)
+            if holds:
+                with_holds(rt, chunk)
             planned = [p.to_dict() for p in reconcile(chunk, rctx)]
             attach_before(planned, chunk, rctx)
             for p in planned:
