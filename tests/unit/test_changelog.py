@@ -200,3 +200,13 @@ def test_a_change_on_one_side_releases_the_hold_and_flows_from_that_side() -> No
     for plan in (lg_changed, sf_changed):
         released = [e for e in plan.events if e["event"] == "undo_hold_released"]
         assert [e["key"] for e in released] == ["title"]
+
+
+def test_upserts_keyed_otherwise_are_remembered_in_flight_too(store, run) -> None:
+    plan = {"key": "LG-EVT-9", "sf_op": "upsert", "sf_payload": {"Subject": "Form"}}
+    ChangeLog(store, run, "salesforce", prefix="sf", key="key").sending([plan])
+    retry = ChangeLog(store, run, "salesforce", prefix="sf", key="key")
+    assert retry.leftover == {"LG-EVT-9"}
+    retry.log([plan], [row("LG-EVT-9", "upsert", id="00T1", created=False)], obj="Task")
+    [e] = entries(store)
+    assert (e.kind, e.object, e.meta) == ("create", "Task", {})

@@ -127,7 +127,7 @@ class ChangeLog:
 
     def sending(self, batch: Sequence[Plan]) -> None:
         """Call right before ``batch`` is written: remembers its creates (see ``leftover``)."""
-        keys = [p[self.key] for p in batch if p.get(f"{self.prefix}_op") == "create"]
+        keys = [p[self.key] for p in batch if p.get(f"{self.prefix}_op") in ("create", "upsert")]
         if keys and not self.ctx.dry_run:
             self.ctx.folder.write_json(self._inflight, {"keys": keys})
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +170,7 @@ class Undo:
         self,
         decisions: list[Decision],
         logged: list[dict[str, Any]],
-        send: Any,
+        send: Callable[[Sequence[str]], Mapping[str, str | None]],
     ) -> set[str]:
         """Log ``logged`` (the undo's own changes), write with ``send`` (record ids -> record id
         -> None or why it failed), drop the log entries of what failed; returns the record ids
