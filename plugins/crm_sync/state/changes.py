@@ -188,7 +188,9 @@ class ChangeLogStore:
     def has_undo_holds(self, domain: str) -> bool:
         """Whether any pair of ``domain`` has a held field (the sync skips the lookups if not)."""
         with self.session() as s:
-            return s.scalar(select(UndoHold.id).where(UndoHold.domain == domain).limit(1)) is not None
+            return (
+                s.scalar(select(UndoHold.id).where(UndoHold.domain == domain).limit(1)) is not None
+            )
 
     def hold_values(
         self, domain: str, lg_id: str, key: str, *, leadgen: Any, salesforce: Any, run_id: str
