@@ -26,8 +26,8 @@ APPROVED_TAGS = {
     "activities",
 }
 SYNC_DAGS = {"sync_leads_contacts", "sync_opportunities", "sync_engagement_activities"}
-# Triggered by hand only (schedule=None): the preflight and the backup.
-MANUAL_DAGS = {"crm_sync_preflight", "crm_sync_backup"}
+# Triggered by hand only (schedule=None): the preflight, the backup and the undo.
+MANUAL_DAGS = {"crm_sync_preflight", "crm_sync_backup", "crm_sync_undo"}
 
 
 @pytest.fixture(scope="module")

@@ -346,6 +346,7 @@ def finish(
 
         # Resolved problems stay visible for a while (Sync health, lookups), then go.
         store.purge_old(timedelta(days=retention_days()))
+        store.purge_changes(timedelta(days=retention_days()))  # the change log (undo) too
     log.info(
         "record: status=%s rows=%s salesforce=%s leadgen=%s links=%s quarantined=%d resolved=%d api_calls=%s",
         status,

@@ -15,6 +15,9 @@ Rules (see docs/sync-rules.md):
   newer record wins.
 * Blank policy ``keep`` (default): a blank never overwrites a value.
 * Equal canonical values are never written (echo suppression): an idle rerun plans nothing.
+* A field an undo restored on one side only (``link["held"]``: key -> the values each side
+  kept) is written neither way while both sides still hold them; once one side changes, the
+  other side's held value counts as the last synced one (see :func:`_undo_hold`).
 """
 
 from __future__ import annotations
@@ -241,6 +244,7 @@ def _plan_update(
     linked = bool(link)
     lg_newer = _ts_newer(_clean(lg_rec["_lg_updated"]), _clean(sf_rec["_sf_modified"]))
     lg_owner_unknown = bool(_clean(lg_rec["_lg_owner_unmapped"]))
+    holds: dict[str, Any] = link.get("held") or {}
     for row in spec.synced_fields:
         k = row.key
         a, b = _clean(lg_rec[k]), _clean(sf_rec[k])
@@ -250,13 +254,16 @@ def _plan_update(
             # the fallback user a new record got) never flows back over it; a reassignment made
             # in Salesforce still does.
             a = last_values.get(k, b)
+        held, last = _undo_hold(plan, k, a, b, holds.get(k), last_values.get(k))
+        if held:
+            continue
         d = decide(
             row,
             a,
             b,
-            last_values.get(k),
+            last,
             linked=linked,
-            has_last=k in last_values,
+            has_last=k in last_values or k in holds,
             lg_newer=lg_newer,
             tie=spec.two_way_tie,
         )
@@ -295,7 +302,19 @@ def _plan_update(
                 "detail": f"Lead Gen & CRM owner {lg_rec['_lg_owner']} is not mapped to an active Salesforce user",
             }
         )
-    # record link: the Salesforce record must point back at the lead (hyperlink widget)
+    _plan_record_link(plan, spec, ctx, sf_rec)
+    if plan.sf_payload:
+        plan.sf_op = "update"
+        plan.sf_payload["Id"] = plan.sf_id
+    if plan.lg_payload:
+        plan.lg_op = "update"
+        plan.lg_payload["id"] = plan.lg_id
+
+
+def _plan_record_link(
+    plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, sf_rec: pd.Series
+) -> None:
+    """The Salesforce record must point back at the lead (hyperlink widget)."""
     if spec.record_link and plan.lg_id:
         rl = spec.record_link
         if _clean(sf_rec["_sf_lgid"]) != plan.lg_id:
@@ -303,12 +322,27 @@ def _plan_update(
         url = link_url(spec, plan.lg_id, ctx.app_base_url)
         if url and rl.url_field and _clean(sf_rec["_sf_link_url"]) != url:
             plan.sf_payload[rl.url_field] = url
-    if plan.sf_payload:
-        plan.sf_op = "update"
-        plan.sf_payload["Id"] = plan.sf_id
-    if plan.lg_payload:
-        plan.lg_op = "update"
-        plan.lg_payload["id"] = plan.lg_id
+
+
+def _undo_hold(
+    plan: Plan, key: str, a: str | None, b: str | None, hold: dict[str, Any] | None, last: Any
+) -> tuple[bool, Any]:
+    """(still held, last synced value to decide with) for a field an undo may hold: held while
+    both sides keep the values the undo left; else the hold is released (an event the record
+    stage acts on) and the side that did not change gives the last synced value."""
+    if hold is None:
+        return False, last
+    if (a, b) == (hold["leadgen"], hold["salesforce"]):
+        plan.events.append(
+            {"event": "undo_held", "detail": f"{key}: left as undo {hold['run_id']} restored it"}
+        )
+        return True, last
+    plan.events.append(
+        {"event": "undo_hold_released", "detail": f"{key} changed since the undo", "key": key}
+    )
+    if a == hold["leadgen"]:
+        return False, a
+    return False, (b if b == hold["salesforce"] else last)
 
 
 def _plan_create_sf(plan: Plan, spec: ObjectSpec, ctx: ReconcileContext, lg_rec: pd.Series) -> None:

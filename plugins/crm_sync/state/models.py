@@ -225,3 +225,65 @@ class CacheEntry(Base):
     stored_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_cache_scope_stored", "scope", "stored_at"),)
+
+
+class ChangeRecord(Base):
+    """One change a run made in either system: the per-run change log an undo reads.
+
+    ``kind``: ``update`` (``field`` overwritten: ``before`` is the value the run's plan saw,
+    ``after`` the value written), ``create`` (the run created the record; ``field`` is ``""``,
+    ``after`` the created values), ``adopted`` (a create found the record already there),
+    ``kept`` (a field an undo never restores: the record link, lifecycle flags) and ``removed``
+    (an undo deleted or deactivated the record). ``meta`` carries what an undo needs for the sync
+    state: the link (``domain``, ``lg_id``), the mapping ``key`` and the canonical ``before``,
+    ``after`` and ``other`` (the other system's) values. One row per (run, system, record,
+    field): a retried load logs nothing twice.
+    """
+
+    __tablename__ = "change_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    system: Mapped[str] = mapped_column(String(16))
+    object: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "dag_id", "run_id", "system", "record_id", "field", name="uq_change_log_entry"
+        ),
+        # a run's changes in log order (Sync health pages, undo), and a record's history
+        Index("ix_change_log_run", "dag_id", "run_id", "id"),
+        Index("ix_change_log_record", "system", "object", "record_id"),
+        Index("ix_change_log_at", "at"),
+    )
+
+
+class UndoHold(Base):
+    """A field an undo restored on one side of a linked pair: the two sides disagree on purpose.
+
+    ``leadgen`` and ``salesforce`` are the canonical values each side held when the undo ended.
+    While both still hold them, the sync writes neither (else it would write the undone value
+    back); once one side changes, the sync treats the other side's value as the last synced one
+    and the hold is released.
+    """
+
+    __tablename__ = "undo_holds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(String(32))
+    lg_id: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(120))
+    leadgen: Mapped[Any] = mapped_column(JSON, nullable=True)
+    salesforce: Mapped[Any] = mapped_column(JSON, nullable=True)
+    run_id: Mapped[str] = mapped_column(String(250))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("domain", "lg_id", "key", name="uq_undo_holds_key"),)

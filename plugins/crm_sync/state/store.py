@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_sync.state._common import from_db, to_db, utcnow
 from crm_sync.state.cache import CacheStore
+from crm_sync.state.changes import ChangeLogStore
 from crm_sync.state.links import LinkStore
 from crm_sync.state.queues import QueueStore
 from crm_sync.state.runs import RunStore
@@ -31,9 +32,9 @@ MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
 
-class SyncStore(LinkStore, RunStore, QueueStore, CacheStore):
-    """Typed access to links, synced values, runs, watermarks, quarantine, held items and
-    cached API answers."""
+class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore):
+    """Typed access to links, synced values, runs, watermarks, quarantine, held items, cached
+    API answers and the per-run change log (with undo holds)."""
 
     def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
         self.url = url

@@ -8,6 +8,10 @@ its lifecycle.
   fresh Salesforce record and the link is re-pointed.
 * Two leads ending on one Salesforce record (a merge of two linked records) park the merged-away
   link as a ``collision``: syncing both would make them overwrite each other there every run.
+* A link whose created record an undo removed (``undone``: the Salesforce record deleted or the
+  lead deactivated) is left alone -- the records the undone run wrote come back in the next
+  window's overlap, unchanged -- until the lead changes after the undo; an active lead then
+  comes back as after a delete (its Salesforce record restored, or a fresh one).
 
 Each rule is one handler, chosen by the link's status (:data:`HANDLERS`).
 """
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_sync.domains.people.pairs import Pair, event, make_pair
 from crm_sync.domains.people.rules import DOMAIN, is_active, is_contact, sf_object_of, target_object
-from crm_sync.pipeline.transform import truthy
+from crm_sync.pipeline.transform import parse_lg_timestamp, truthy
 
 if TYPE_CHECKING:
     from crm_sync.domains.people.matcher import Matcher
@@ -125,6 +129,20 @@ def _was_deleted(m: Matcher, pair: Pair, link: Link, sf_rec: dict[str, Any]) -> 
     return None  # still deleted and inactive: nothing to do, never re-created on its own
 
 
+def _was_undone(m: Matcher, pair: Pair, link: Link, sf_rec: dict[str, Any]) -> Pair | None:
+    """The link was undone (see the module docstring): nothing to do until the lead changed
+    after the undo (its ``updateTimestamp`` is later than the link's)."""
+    lg_rec = pair["lg"] or m.lg_by_ids([link.lg_id]).get(link.lg_id)
+    if lg_rec is None or not is_active(lg_rec):
+        return None
+    changed = parse_lg_timestamp(lg_rec.get("updateTimestamp"))
+    if changed is None or changed.replace(tzinfo=None) <= link.updated_at:
+        return None
+    pair["lg"] = lg_rec
+    pair["events"].append(event("undo_resumed", f"lead {link.lg_id} changed after the undo"))
+    return _was_deleted(m, pair, link, sf_rec)
+
+
 def _is_active(m: Matcher, pair: Pair, link: Link, sf_rec: dict[str, Any]) -> Pair | None:
     """The link is active: follow conversion and merges; deleted -> deactivate the lead."""
     target, events, change = follow(m, sf_rec)
@@ -210,4 +228,5 @@ def parked_pair(lg_rec: dict[str, Any], link: Link) -> Pair:
 HANDLERS: dict[str, Callable[[Matcher, Pair, Link, dict[str, Any]], Pair | None]] = {
     "active": _is_active,
     "deleted": _was_deleted,
+    "undone": _was_undone,
 }

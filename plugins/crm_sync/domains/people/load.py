@@ -9,6 +9,9 @@ then Salesforce. Every write is keyed so a rerun writes nothing twice:
   the existing lead by email; updates that change nothing come back as "302 no change".
 * Results are appended after each batch (:class:`~crm_sync.pipeline.results.ResultLog`); a
   retried task skips the plans whose result is already recorded.
+* Each batch's successful writes go to the run's change log first
+  (:class:`~crm_sync.pipeline.changelog.ChangeLog`: before and after of every field, created
+  records), which an undo reads.
 
 Rows rejected by the validate stage are not written; the record stage quarantines them.
 """
@@ -21,9 +24,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.clients.results import AMBIGUOUS_WRITE, WriteResult
-from crm_sync.domains.people.rules import DOMAIN
+from crm_sync.domains.people.rules import DOMAIN, LG_OBJECT
 from crm_sync.errors import AmbiguousWriteError, BudgetExhaustedError
 from crm_sync.mapping.models import ObjectSpec
+from crm_sync.pipeline.changelog import LEADGEN, SALESFORCE, ChangeLog, attach_before
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import DiskIndex, chunked
 from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
@@ -66,9 +70,12 @@ def load_leadgen(rt: TaskRuntime) -> dict[str, Any]:
             counts[f"would_{p['lg_op']}"] += 1
         log.info("load leadgen (dry run): nothing written; would %s", dict(counts))
         return {"counts": dict(counts)}
+    changes = ChangeLog(rt.store, ctx, LEADGEN, prefix="lg", link_domain=DOMAIN)
     for op in ("create", "update"):
         for batch in chunked(todo(op), LG_BATCH):
+            changes.sending(batch)
             rows = _write_leads(lg, rt.store, op, batch)
+            changes.log(batch, rows, obj=LG_OBJECT)
             for r in rows:
                 counts[f"{op}_{'ok' if r['success'] else 'failed'}"] += 1
                 if r.get("unchanged"):
@@ -186,7 +193,8 @@ def _link_back(
     """Plans for Salesforce records whose leads were just created from them: point each at its
     lead (record link) and take the values Lead Gen & CRM filled in itself (push fields such as
     the default score). Reconciled in one pass per chunk (not record by record); each plan gets
-    ``agreed_extra``, the canonical values both sides agree on once the write succeeds."""
+    ``agreed_extra``, the canonical values both sides agree on once the write succeeds, and
+    ``sf_before`` (the record's values before, for the change log)."""
     for chunk in chunked(plans, CHUNK):
         pairs = []
         for plan in chunk:
@@ -216,6 +224,8 @@ def _link_back(
             }
             plan["agreed_if_sf"] = {**(plan.get("agreed_if_sf") or {}), **again.agreed_if_sf}
             plan["agreed_extra"] = {**again.agreed_now, **again.agreed_if_sf}
+            plan["lg_id"] = created[plan["pair"]]["id"]
+        attach_before(chunk, pairs, rctx)
 
 
 class _SalesforceWork:
@@ -265,6 +275,7 @@ def load_salesforce(rt: TaskRuntime) -> dict[str, Any]:
     folder in chunks."""
     ctx, sf = rt.run, rt.salesforce
     results = ResultLog(ctx.folder, "sf")
+    changes = ChangeLog(rt.store, ctx, SALESFORCE, prefix="sf", link_domain=DOMAIN)
     work = _SalesforceWork(rt, results.done())
     counts: Counter = Counter(skipped_already_done=len(work.done))
     try:
@@ -274,7 +285,7 @@ def load_salesforce(rt: TaskRuntime) -> dict[str, Any]:
             log.info("load salesforce (dry run): nothing written; would %s", dict(counts))
             return {"counts": dict(counts)}
         try:
-            _write_all(sf, rt.specs, work, results, counts)
+            _write_all(sf, rt.specs, work, (results, changes), counts)
         except BudgetExhaustedError as exc:
             # Stop writing cleanly: what was written is recorded; the rest is deferred to the
             # next run (the watermark does not advance, so it is planned again).
@@ -296,9 +307,10 @@ def _write_all(
     sf: SalesforceClient,
     specs: dict[str, ObjectSpec],
     work: _SalesforceWork,
-    results: ResultLog,
+    logs: tuple[ResultLog, ChangeLog],
     counts: Counter,
 ) -> None:
+    results, changes = logs
     for sobject, spec in specs.items():
         for op in ("create", "update"):
             total = sum(1 for _ in work.todo(sobject, op))
@@ -307,9 +319,11 @@ def _write_all(
             # budget, crash) loses nothing that was written.
             size = SF_BATCH if total > sf.bulk_threshold else sf.collection_size
             for batch in chunked(work.todo(sobject, op), size):
+                changes.sending(batch)
                 rows = _write_batch(sf, spec, op, batch)
                 for r in rows:
                     counts[f"{op}_{sobject}_{'ok' if r['success'] else 'failed'}"] += 1
+                changes.log(batch, rows, obj=sobject)
                 results.append(rows)
 
 

@@ -26,7 +26,7 @@ from crm_sync.domains.people.rules import (
 from crm_sync.pipeline.transform import truthy
 
 CHUNK = 500
-LINKED = ("active", "deleted")
+LINKED = ("active", "deleted", "undone")
 
 
 def pairs_from_leadgen(m: Matcher) -> Iterator[Pair]:

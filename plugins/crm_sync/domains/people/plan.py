@@ -3,6 +3,10 @@
 The per-field rules are the spine's (:mod:`crm_sync.pipeline.reconcile`: directions, conflicts,
 blank policy, echo suppression); what is the people sync's own is the status a new lead gets (a
 Contact's lead is a contact, a Lead's lead gets the spec's ``leadgen_status_for_new``).
+
+Every plan that updates a record carries the record's values before the write (``sf_before`` /
+``lg_before``, for the change log), and a linked pair carries the fields an undo holds
+(``link["held"]``: reconcile writes neither side of them until one changes).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.domains.people.rules import DOMAIN
 from crm_sync.mapping.models import ObjectSpec
+from crm_sync.pipeline.changelog import attach_before
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
 
@@ -46,24 +52,39 @@ def reconcile_context(rt: TaskRuntime) -> ReconcileContext:
     )
 
 
+def with_holds(rt: TaskRuntime, pairs: list[dict[str, Any]]) -> None:
+    """Put the undo holds of the chunk's linked pairs into their links (one query per 500)."""
+    linked = [p["link"] for p in pairs if p.get("link") and p["link"].get("lg_id")]
+    holds = rt.store.undo_holds(DOMAIN, [lk["lg_id"] for lk in linked]) if linked else {}
+    for link in linked:
+        if str(link["lg_id"]) in holds:
+            link["held"] = holds[str(link["lg_id"])]
+
+
 def plan(rt: TaskRuntime) -> dict[str, Any]:
     """``pairs/pairs.jsonl`` -> ``plans/plans.jsonl``; return counts of planned writes."""
     folder = rt.run.folder
     rctx = reconcile_context(rt)
     counts: Counter = Counter()
 
+    holds = rt.store.has_undo_holds(DOMAIN)  # else no chunk needs the lookup
+
     def plans() -> Iterator[dict[str, Any]]:
         for chunk in chunked(folder.read_jsonl("pairs/pairs.jsonl"), CHUNK):
-            for p in reconcile(chunk, rctx):
+            if holds:
+                with_holds(rt, chunk)
+            planned = [p.to_dict() for p in reconcile(chunk, rctx)]
+            attach_before(planned, chunk, rctx)
+            for p in planned:
                 counts["pairs"] += 1
-                if p.sf_op:
-                    counts[f"sf_{p.sf_op}"] += 1
-                if p.lg_op:
-                    counts[f"lg_{p.lg_op}"] += 1
-                if not p.sf_op and not p.lg_op:
+                if p["sf_op"]:
+                    counts[f"sf_{p['sf_op']}"] += 1
+                if p["lg_op"]:
+                    counts[f"lg_{p['lg_op']}"] += 1
+                if not p["sf_op"] and not p["lg_op"]:
                     counts["unchanged"] += 1
-                counts["conflicts"] += len(p.conflicts)
-                yield p.to_dict()
+                counts["conflicts"] += len(p["conflicts"])
+                yield p
 
     folder.write_jsonl("plans/plans.jsonl", plans())
     log.info(

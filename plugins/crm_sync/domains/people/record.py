@@ -9,7 +9,8 @@ quarantine, the threshold, the report and the watermark. This module says, per p
   write is retried and a successful one is never seen as a change again (echo suppression);
 * the link change (:data:`LINK_CHANGES`): created for new pairs, re-pointed on conversion, merge
   or relink, marked deleted when the lead was deactivated, restored on undelete, parked on a
-  merge collision; every change lands in the link history.
+  merge collision; every change lands in the link history;
+* undo holds a field's change released (reconcile's ``undo_hold_released`` events): dropped.
 """
 
 from __future__ import annotations
@@ -297,6 +298,9 @@ def _walk_plan(
         tally.passed_key(LG_TO_SF, f"lg:{plan['lg_id']}")
     if lg.ok and plan.get("sf_id"):
         tally.passed_key(SF_TO_LG, f"sf:{plan['sf_id']}")
+    released = [e["key"] for e in plan.get("events") or [] if e["event"] == "undo_hold_released"]
+    if released and plan.get("lg_id"):
+        changes.call("release_holds", DOMAIN, str(plan["lg_id"]), released)
     lg_id = lg.new_id or plan.get("lg_id")
     sf_id = sf.new_id or plan.get("sf_id")
     if not lg_id or not sf_id:

@@ -1,0 +1,3 @@
+from crm_sync.undo.cli import main
+
+raise SystemExit(main())
