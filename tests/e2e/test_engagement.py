@@ -161,6 +161,16 @@ def test_one_event_of_each_type_becomes_one_task_with_subject_date_who_and_owner
     assert click_task["LeadGen_Event_Id__c"] == f"LG-CLICK-{lead}-{job}"
     assert click_task["Type"] == "Email"
     assert out.report["api_calls"]["salesforce"] > 0
+    # the change log holds the five Tasks the run created (what an undo may remove); the dry
+    # run's holds nothing
+    from crm_sync.state.changes import ChangeFilter
+
+    store = state_store()
+    logged = list(store.iter_changes(ChangeFilter(DAG, out.run_id)))
+    assert sorted((c.system, c.object, c.kind, c.record_id) for c in logged) == sorted(
+        ("salesforce", "Task", "create", t["Id"]) for t in got.values()
+    )
+    assert list(store.iter_changes(ChangeFilter(DAG, dry.run_id))) == []
 
 
 def test_a_disabled_event_type_syncs_nothing(fresh, dags, tmp_path, monkeypatch) -> None:

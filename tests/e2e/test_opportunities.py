@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from crm_sync.pipeline.readback import same_value
+from crm_sync.state.changes import ChangeFilter
 from tests.e2e.helpers import (
     H,
     freeze,
@@ -243,6 +245,48 @@ def test_stage_change_moves_the_deal_and_overwrites_a_leadgen_edit(fresh, dags) 
     assert out.report["events"]["leadgen_edit_overwritten"] == 1
     assert "opportunityName" in out.report["event_examples"]["leadgen_edit_overwritten"][0]
     assert write_calls(fresh)["leadgen"] == {"updateOpportunities": 1}
+
+
+def test_a_run_s_changes_are_logged_and_its_undo_puts_the_leadgen_values_back(fresh, dags) -> None:
+    deal = new_deal(fresh, dags)
+    first = synced(dags)
+    opp_link = link("opportunity", deal.opportunity)
+    made = list(state_store().iter_changes(ChangeFilter(DAG, first.run_id)))
+    assert sorted((c.system, c.object, c.kind) for c in made if c.kind == "create") == [
+        ("leadgen", "account", "create"),
+        ("leadgen", "opportunity", "create"),
+        ("leadgen", "opportunityLead", "create"),
+        ("leadgen", "opportunityLead", "create"),
+    ]
+    assert {c.record_id for c in made if c.object == "opportunity"} == {opp_link.lg_id}
+    before = lg_opportunity(opp_link.lg_id)
+
+    freeze(fresh, 30, H2)
+    sf_patch(fresh, "Opportunity", deal.opportunity, StageName="Negotiation/Review", Amount=75000)
+    people_synced_until(H2)
+    moved = synced(dags, H2)
+    logged = {
+        c.field: c
+        for c in state_store().iter_changes(ChangeFilter(DAG, moved.run_id))
+        if c.kind == "update"
+    }
+    assert {"dealStageID", "amount", "probability"} <= set(logged)
+    assert logged["dealStageID"].before == before["dealStageID"]
+    assert logged["amount"].before == before["amount"]
+    assert same_value(logged["amount"].after, "75000")
+    assert all(c.record_id == opp_link.lg_id and c.system == "leadgen" for c in logged.values())
+
+    undone = run_dag(
+        dags,
+        "crm_sync_undo",
+        H2 + timedelta(minutes=10),
+        {"run_id": moved.run_id, "dag_id": DAG, "dry_run": False},
+        now=True,
+    )
+    assert undone.state == "success", undone.task_states
+    assert undone.report["undo"]["restored"] == len(logged)
+    now = lg_opportunity(opp_link.lg_id)
+    assert (now["dealStageID"], now["amount"]) == (before["dealStageID"], before["amount"])
 
 
 def test_amount_change_updates_only_the_amount(fresh, dags) -> None:

@@ -18,6 +18,7 @@ from crm_sync.clients.results import WriteResult
 from crm_sync.domains.engagement.rules import LOAD_CHUNK, TASK
 from crm_sync.domains.engagement.spec import run_spec
 from crm_sync.errors import BudgetExhaustedError
+from crm_sync.pipeline.changelog import SALESFORCE, ChangeLog
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
@@ -60,7 +61,12 @@ def _present(key: str, task_id: str, deleted: bool) -> ResultRow:
 
 
 def _batch_rows(
-    ctx: RunContext, sf: SalesforceClient, ext: str, batch: list[dict[str, Any]], counts: Counter
+    ctx: RunContext,
+    sf: SalesforceClient,
+    ext: str,
+    batch: list[dict[str, Any]],
+    counts: Counter,
+    changes: ChangeLog | None = None,
 ) -> list[ResultRow]:
     present = existing(sf, ext, [p["key"] for p in batch])
     rows: list[ResultRow] = []
@@ -78,6 +84,9 @@ def _batch_rows(
             to_write.append(p)
     if not to_write:
         return rows
+    if changes is not None:
+        changes.sending(to_write)
+    written = len(rows)
     for p, res in zip(
         to_write, sf.upsert(TASK, ext, [p["sf_payload"] for p in to_write]), strict=True
     ):
@@ -90,11 +99,16 @@ def _batch_rows(
             counts["created" if res.created is not False else "already_present"] += 1
         else:
             counts["failed"] += 1
+    if changes is not None:  # the Tasks this run created, for Sync health and undo
+        changes.log(to_write, rows[written:], obj=TASK)
     return rows
 
 
-def load_tasks(ctx: RunContext, sf: SalesforceClient) -> dict[str, Any]:
-    """The load stage's work on a run context and a client (see the module docstring)."""
+def load_tasks(
+    ctx: RunContext, sf: SalesforceClient, changes: ChangeLog | None = None
+) -> dict[str, Any]:
+    """The load stage's work on a run context and a client (see the module docstring);
+    ``changes`` logs the Tasks created (the change log undo reads)."""
     spec = run_spec(ctx)
     ext = spec.external_id_field
     sf.bulk_threshold = spec.bulk_threshold
@@ -108,7 +122,7 @@ def load_tasks(ctx: RunContext, sf: SalesforceClient) -> dict[str, Any]:
     counts: Counter = Counter(skipped_already_done=len(done))
     try:
         for batch in chunked(todo, LOAD_CHUNK):
-            results.append(_batch_rows(ctx, sf, ext, batch, counts))
+            results.append(_batch_rows(ctx, sf, ext, batch, counts, changes))
     except BudgetExhaustedError as exc:
         # Stop cleanly: written Tasks are recorded; the rest waits for the next run (the
         # watermark does not advance, so the window is read again).
@@ -124,4 +138,5 @@ def load_tasks(ctx: RunContext, sf: SalesforceClient) -> dict[str, Any]:
 
 
 def load(rt: TaskRuntime) -> dict[str, Any]:
-    return load_tasks(rt.run, rt.salesforce)
+    changes = ChangeLog(rt.store, rt.run, SALESFORCE, prefix="sf", key="key")
+    return load_tasks(rt.run, rt.salesforce, changes)

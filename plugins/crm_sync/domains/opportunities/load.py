@@ -25,12 +25,14 @@ from crm_sync.domains.opportunities.rules import (
     KIND_MEMBERSHIP,
     KIND_OPPORTUNITY,
     LG_BATCH,
+    LG_TARGET,
     LINK_DOMAIN,
     REF_ACCOUNT,
     active_links,
     lg_id,
 )
 from crm_sync.errors import AmbiguousWriteError, BudgetExhaustedError, RetriableError
+from crm_sync.pipeline.changelog import LEADGEN, ChangeLog
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.readback import NOT_APPLIED, not_applied
 from crm_sync.pipeline.results import ResultLog, ResultRow, outcome_row, result_row
@@ -60,6 +62,8 @@ class Loader:
 
     def __post_init__(self) -> None:
         self.books = Bookkeeper(self.ctx, self.store)
+        # what this run overwrote and created, for Sync health and undo (pipeline/changelog.py)
+        self.changes = ChangeLog(self.store, self.ctx, LEADGEN, prefix="lg")
         # plans whose create an earlier attempt lost the answer to
         self.suspect = {
             r["pair"] for r in self.results.latest().values() if r["error_code"] == AMBIGUOUS
@@ -75,9 +79,11 @@ class Loader:
             found = self._adopt([p for p in batch if self._suspect(p)])
             fresh = [p for p in batch if p["pair"] not in found]
             self._in_flight(fresh)
+            self.changes.sending(fresh)
             rows = [*found.values(), *self._send(method, fresh)]
             by_pair = {r["pair"]: r for r in rows}
             ordered = [by_pair[p["pair"]] for p in batch]
+            self.changes.log(batch, ordered, obj=lambda p: LG_TARGET[p["kind"]])
             for plan, row in zip(batch, ordered, strict=True):
                 if row["success"]:
                     row["links"] = link_counts(plan)  # type: ignore[typeddict-unknown-key]

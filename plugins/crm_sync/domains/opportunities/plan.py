@@ -36,6 +36,7 @@ from crm_sync.domains.opportunities.stages import stage_ids
 from crm_sync.mapping.models import ObjectSpec
 from crm_sync.mapping.owners import OwnerMap
 from crm_sync.mapping.schema import LiveSchema
+from crm_sync.pipeline.changelog import before_values
 from crm_sync.pipeline.files import chunked
 from crm_sync.pipeline.reconcile import ReconcileContext, reconcile
 from crm_sync.pipeline.transform import canonicalize_leadgen, truthy
@@ -218,6 +219,10 @@ def _refine(
         refine_opportunity_plan(plan, pair, stages)
     if plan.get("lg_op") != "update" or pair.get("lg") is None:
         return
+    # the values this update overwrites, for the change log (undo restores them); an account
+    # created by this run is set on the payload at load time
+    written = [*plan["lg_payload"], *([REF_ACCOUNT] if plan.get("account_deferred") else [])]
+    plan["lg_before"] = before_values(dict.fromkeys(written), pair["lg"])
     edited = leadgen_edits(
         rctx.specs[sobject],
         rctx.schema,
