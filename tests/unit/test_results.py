@@ -22,10 +22,12 @@ def test_the_on_disk_index_keeps_the_same_answer_per_pair_as_memory(make_ctx, tm
     log.append([row("a", True, "a2"), row("b", False, "b2"), row("c", False, "c2")])
     log.append([row("a", False, "a3"), row("d", False, "d1"), row("d", True, "d2")])
     expected = {"a": "a2", "b": "b1", "c": "c2", "d": "d2"}
-    assert {k: r["note"] for k, r in log.latest().items()} == expected
-    index = log.latest_index(tmp_path / "results.db")
+    latest = log.latest()
     try:
-        got = index.get_many(["a", "b", "c", "d", "e"])
+        assert {k: r["note"] for k, r in latest.items()} == expected
+        assert {k: r["note"] for k, r in latest.get_many(["a", "b", "c", "d", "e"]).items()} == (
+            expected
+        )
+        assert "e" not in latest and len(latest) == 4
     finally:
-        index.close()
-    assert {k: r["note"] for k, r in got.items()} == expected
+        latest.close()

@@ -214,8 +214,9 @@ def test_build_context_refuses_bad_ids_and_record_ids_with_full_resync(tmp_state
 
 # -- what a targeted run leaves in the state store ------------------------------------------------
 def test_a_targeted_run_records_no_window_and_never_moves_the_watermark(
-    tmp_state_url: str, make_ctx: Any
+    tmp_state_url: str, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("CRM_SYNC_SCHEMA_TTL_MINUTES", "0")  # the fakes have no cache identity
     store = SyncStore(tmp_state_url)
     store.advance_watermark("sync_leads_contacts", "people", H9, "scheduled__1")
     ctx = make_ctx(

@@ -20,7 +20,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -486,3 +486,39 @@ def run_gate(
         dict(list(top.items())[:3]),
     )
     return {"counts": dict(counts), "top_failures": dict(list(top.items())[:10])}
+
+
+class SpecRuntime(Protocol):
+    """What :func:`spec_gate`'s stage reads from the task runtime (``crm_sync.tasks``)."""
+
+    @property
+    def run(self) -> RunContext: ...
+
+    @property
+    def specs(self) -> dict[str, ObjectSpec]: ...
+
+    @property
+    def schema(self) -> LiveSchema: ...
+
+
+def spec_gate(
+    check_plans: Callable[
+        [list[dict[str, Any]], dict[str, ObjectSpec], LiveSchema, Validator],
+        dict[int, list[Failure]],
+    ],
+    *,
+    label: str,
+) -> Callable[[SpecRuntime], dict[str, Any]]:
+    """The validate stage of a DAG whose plans are checked against its specs (by Salesforce
+    object) and the live schema: ``check_plans(chunk, specs, schema, validator)`` per chunk,
+    through :func:`run_gate`."""
+
+    def validate(rt: SpecRuntime) -> dict[str, Any]:
+        specs, schema = rt.specs, rt.schema
+        return run_gate(
+            rt.run,
+            lambda chunk, validator: check_plans(chunk, specs, schema, validator),
+            label=label,
+        )
+
+    return validate

@@ -161,18 +161,23 @@ class LinkStore:
             if current is None:
                 fresh.append(r)
             elif current.last_run_id != run_id or run_id is None:  # else: this run did it
-                self.upsert_link(
-                    domain,
-                    str(r["lg_id"]),
-                    r["sf_object"],
-                    r["sf_id"],
-                    synced_values=r.get("synced_values"),
-                    run_id=run_id,
-                    event=r.get("event"),
-                )
+                self._upsert_row(domain, {**r, "detail": None}, run_id)
         if fresh:
             self._insert_links(domain, fresh, run_id)
         return len(accepted)
+
+    def _upsert_row(self, domain: str, r: dict[str, Any], run_id: str | None) -> None:
+        """:meth:`upsert_link` for one row of :meth:`add_links` / :meth:`put_links`."""
+        self.upsert_link(
+            domain,
+            str(r["lg_id"]),
+            r["sf_object"],
+            r["sf_id"],
+            synced_values=r.get("synced_values"),
+            run_id=run_id,
+            event=r.get("event"),
+            detail=r.get("detail"),
+        )
 
     def put_links(self, domain: str, rows: list[dict[str, Any]], run_id: str | None) -> int:
         """Links of records this run created (``lg_id``, ``sf_object``, ``sf_id``,
@@ -187,16 +192,7 @@ class LinkStore:
         fresh = [r for r in rows if str(r["lg_id"]) not in existing]
         for r in rows:
             if str(r["lg_id"]) in existing:
-                self.upsert_link(
-                    domain,
-                    str(r["lg_id"]),
-                    r["sf_object"],
-                    r["sf_id"],
-                    synced_values=r.get("synced_values"),
-                    run_id=run_id,
-                    event=r.get("event"),
-                    detail=r.get("detail"),
-                )
+                self._upsert_row(domain, r, run_id)
         if fresh:
             self._insert_links(domain, fresh, run_id)
         return len(rows)

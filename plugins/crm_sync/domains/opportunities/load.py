@@ -68,6 +68,9 @@ class Loader:
         self.suspect = {
             r["pair"] for r in self.results.latest().values() if r["error_code"] == AMBIGUOUS
         }
+        # ... and the creates an attempt was sending when it was killed (see _in_flight)
+        self.suspect |= set(self.ctx.folder.read_json(INFLIGHT, default=None) or ())
+        self._inflight_written = bool(self.suspect)
 
     def write(self, plans: Iterable[Plan], method: str) -> None:
         """Write ``plans`` (streamed) in batches with the client's ``method``. Each batch's
@@ -80,7 +83,11 @@ class Loader:
             fresh = [p for p in batch if p["pair"] not in found]
             self._in_flight(fresh)
             self.changes.sending(fresh)
-            rows = [*found.values(), *self._send(method, fresh)]
+            try:
+                rows = [*found.values(), *self._send(method, fresh)]
+            except BudgetExhaustedError:
+                self._in_flight([])  # refused before anything was sent: nothing in flight
+                raise
             by_pair = {r["pair"]: r for r in rows}
             ordered = [by_pair[p["pair"]] for p in batch]
             self.changes.log(batch, ordered, obj=lambda p: LG_TARGET[p["kind"]])
@@ -90,6 +97,7 @@ class Loader:
                 outcome = "ok" if row["success"] else "failed"
                 self.counts[f"{plan['kind']}_{plan['lg_op']}_{outcome}"] += 1
             self.results.append(ordered)
+            self._in_flight([])  # answered: what was in flight is in the results now
             self.books.record(batch, ordered)
 
     def _suspect(self, plan: Plan) -> bool:
@@ -97,14 +105,15 @@ class Loader:
         return plan["pair"] in self.suspect or (self.creates_suspect and plan["lg_op"] == "create")
 
     def _in_flight(self, batch: list[Plan]) -> None:
-        """Creates are marked as lost answers in the results before they go out, and their
-        real answers appended after: a task killed while a create is in flight (the server may
-        have applied it) leaves the mark, and its retry looks the records up before creating
-        them again (see :mod:`.ambiguous`)."""
-        creates = [p for p in batch if p["lg_op"] == "create"]
-        if creates:
-            why = "sent, and the task stopped before the answer was recorded"
-            self.results.append([_ambiguous_row(p, why) for p in creates])
+        """The creates of ``batch`` are written down (``INFLIGHT``) before they go out and
+        cleared once their answers are in the results: a task killed while a create is in flight
+        (the server may have applied it) leaves them there, and its retry looks the records up
+        before creating them again (see :mod:`.ambiguous`). A call the API budget refused is
+        cleared at once: it was never sent."""
+        creates = [p["pair"] for p in batch if p["lg_op"] == "create"]
+        if creates or self._inflight_written:
+            self.ctx.folder.write_json(INFLIGHT, creates)
+            self._inflight_written = bool(creates)
 
     def _send(self, method: str, batch: list[Plan], again: bool = False) -> list[ResultRow]:
         if not batch:
@@ -286,6 +295,9 @@ def _unfinished_run_before(store: SyncStore, ctx: RunContext) -> bool:
     )
 
 
+# The creates a load is sending (see Loader._in_flight).
+INFLIGHT = "load/inflight_lg_creates.json"
+
 # Client readers of the records an update wrote, to read them back.
 READ_BACK = {KIND_OPPORTUNITY: "get_opportunities_by_ids", KIND_ACCOUNT: "get_accounts_by_ids"}
 
@@ -361,8 +373,13 @@ def _stopped(rt: TaskRuntime, ld: Loader, exc: BudgetExhaustedError) -> dict[str
     from crm_sync.budget import current_lg_budget, eta
 
     written = sum(n for k, n in ld.counts.items() if k.endswith(("_ok", "_failed")))
-    done = ld.results.done()
-    remaining = sum(1 for p in _plans(ld.ctx) if p["pair"] not in done)
+    # a create marked in flight (see Loader._in_flight) whose batch the budget stopped is not done
+    latest = ld.results.latest()
+    remaining = sum(
+        1
+        for p in _plans(ld.ctx)
+        if (row := latest.get(p["pair"])) is None or row["error_code"] == AMBIGUOUS
+    )
     per_record = rt.leadgen.api_calls / written if written else 1 / LG_BATCH
     progress = {"written": written, **eta(remaining, per_record, current_lg_budget(ld.store))}
     log.warning(

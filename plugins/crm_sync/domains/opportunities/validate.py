@@ -32,11 +32,11 @@ from crm_sync.pipeline.validate import (
     parseable_check,
     required_check,
     rule_checks,
-    run_gate,
+    spec_gate,
 )
 
 if TYPE_CHECKING:
-    from crm_sync.tasks import TaskRuntime
+    pass
 
 REQUIRED = {KIND_OPPORTUNITY: ("opportunityName",), KIND_ACCOUNT: ("accountName",)}
 # Lead Gen & CRM picks the probability from 0 to 100 (whole percent).
@@ -139,11 +139,5 @@ def validate_plans(
     return failures
 
 
-def validate(rt: TaskRuntime) -> dict[str, Any]:
-    """``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``lg_rejected`` on failing plans."""
-    specs, schema = rt.specs, rt.schema
-    return run_gate(
-        rt.run,
-        lambda chunk, validator: validate_plans(chunk, specs, schema, validator),
-        label="opportunities",
-    )
+# ``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``sf_rejected`` / ``lg_rejected`` marked
+validate = spec_gate(validate_plans, label="opportunities")

@@ -30,13 +30,13 @@ from crm_sync.pipeline.validate import (
     required_check,
     required_fields,
     rule_checks,
-    run_gate,
     salesforce_checks,
+    spec_gate,
     type_rule,
 )
 
 if TYPE_CHECKING:
-    from crm_sync.tasks import TaskRuntime
+    pass
 
 # Lengths of standard Lead Gen & CRM lead fields (reference §7.1); custom ones come from getFields.
 LEADGEN_LENGTHS = {
@@ -154,11 +154,5 @@ def validate_plans(
     return failures
 
 
-def validate(rt: TaskRuntime) -> dict[str, Any]:
-    """``sf_rejected``/``lg_rejected`` on each failing plan."""
-    specs, schema = rt.specs, rt.schema
-    return run_gate(
-        rt.run,
-        lambda chunk, validator: validate_plans(chunk, specs, schema, validator),
-        label="people",
-    )
+# ``plans/plans.jsonl`` -> ``plans/validated.jsonl`` with ``sf_rejected`` / ``lg_rejected`` marked
+validate = spec_gate(validate_plans, label="people")
