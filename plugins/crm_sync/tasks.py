@@ -199,6 +199,9 @@ class TaskRuntime:
         finally:
             if self.ctx is not None:
                 shutil.rmtree(self.ctx.scratch_root, ignore_errors=True)
+                from crm_sync.pipeline.results import index_dir
+
+                shutil.rmtree(index_dir(), ignore_errors=True)  # result indexes left open
                 if self.task == "record":  # the run is over, whatever its outcome
                     self.store.release_lease(self.ctx.dag_id, self.ctx.run_id)
         if isinstance(exc, BudgetExhaustedError):

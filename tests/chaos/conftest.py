@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from tests.chaos.helpers import World, seed_world
-from tests.e2e.conftest import dags, fresh, preflight_passed, sandboxes  # noqa: F401 - fixtures
+from tests.e2e.conftest import (  # noqa: F401 - fixtures
+    dags,
+    fresh,
+    postgres,
+    preflight_passed,
+    sandboxes,
+    state_db,
+)
 
 REPO_MAPPINGS = Path(__file__).resolve().parents[2] / "include" / "mappings"
 # More Tasks than this in one load go through Bulk API 2.0 (the shipped spec says 2000): the

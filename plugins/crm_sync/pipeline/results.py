@@ -135,9 +135,7 @@ class ResultIndex(Mapping[str, ResultRow]):
     ``|=``) add bare pairs, as a set of done pairs needs."""
 
     def __init__(self) -> None:
-        from crm_sync.settings import scratch_dir
-
-        folder = scratch_dir() / "results"
+        folder = index_dir()
         folder.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=folder, suffix=".db")
         os.close(fd)
@@ -187,6 +185,14 @@ class ResultIndex(Mapping[str, ResultRow]):
             found = self._db.get_many(pair for (pair,) in chunk)
             for (pair,) in chunk:
                 yield found[pair]
+
+
+def index_dir() -> Path:
+    """Where this process keeps its result indexes: a task runs alone in its process, and the
+    task runtime removes the folder when the task ends (an index not closed is gone then too)."""
+    from crm_sync.settings import scratch_dir
+
+    return scratch_dir() / "results" / str(os.getpid())
 
 
 def _drop(db: DiskIndex, path: Path) -> None:
