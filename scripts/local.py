@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,20 +143,27 @@ def register_connections() -> list[str]:
     for var, value in connection_env().items():
         if var.startswith("AIRFLOW_CONN_"):
             conns[var[len("AIRFLOW_CONN_") :].lower()] = json.loads(value)
-    path = AIRFLOW_HOME / "sandbox-connections.json"
-    path.write_text(json.dumps(conns, indent=2))
-    subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "airflow"),
-            "connections",
-            "import",
-            "--overwrite",
-            str(path),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    # The file holds the credentials in clear: readable by this user only, and gone once
+    # imported (the metadata DB keeps them encrypted with Airflow's Fernet key).
+    fd, name = tempfile.mkstemp(prefix="sandbox-connections-", suffix=".json", dir=AIRFLOW_HOME)
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(conns, fh, indent=2)
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "airflow"),
+                "connections",
+                "import",
+                "--overwrite",
+                str(path),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        path.unlink(missing_ok=True)
     return sorted(conns)
 
 
