@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from crm_sync.health import api, changes, pages
+from crm_sync.health import api, changes, pages, resync
 from crm_sync.health.deps import dag_edit_check, error_page, is_page
 from crm_sync.health.source import StoreProvider, StoreUnavailable
 
@@ -79,4 +79,5 @@ def create_app(state_url: str | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(changes.router)  # a run's changes and its undo
+    app.include_router(resync.router)  # "Resync now" on the record lookup
     return app

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from crm_sync.health import present, queries
+from crm_sync.health.changes import DagTriggerDep
 from crm_sync.health.deps import (
     CHART_WIDTH,
     DAG_ID_PATTERN,
@@ -100,15 +101,29 @@ def page_quarantine(
     )
 
 
+# whose records the lookup's "Resync now" syncs (crm_sync.health.resync)
+PEOPLE_DAG = "sync_leads_contacts"
+
+
 @router.get("/ui/lookup", response_class=HTMLResponse, include_in_schema=False)
 def page_lookup(
     request: Request,
     user: GetUserDep,
     store: StoreDep,
+    can_trigger: DagTriggerDep,
     q: Annotated[str | None, Query(max_length=320)] = None,
 ) -> HTMLResponse:
+    resync_allowed = can_trigger(PEOPLE_DAG)  # the "Resync now" button
     if not q or not q.strip():
-        return render(request, "lookup.html", page="lookup", q="", result=None, error=None)
+        return render(
+            request,
+            "lookup.html",
+            page="lookup",
+            q="",
+            result=None,
+            error=None,
+            resync_allowed=False,
+        )
     try:
         term = LookupQuery(q)
     except ValueError as exc:
@@ -120,6 +135,7 @@ def page_lookup(
             q=q,
             result=None,
             error=str(exc),
+            resync_allowed=False,
         )
     result = lookup(store, term)
     found = bool(result["records"] or result["unlinked_quarantine"])
@@ -131,4 +147,5 @@ def page_lookup(
         q=term.text,
         result=result,
         error=None if found else f"No record matches {term.text!r}.",
+        resync_allowed=resync_allowed,
     )
