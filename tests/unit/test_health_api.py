@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from crm_sync.health import present
 from crm_sync.health.app import create_app, dag_edit_check
+from crm_sync.health.changes import dag_trigger_check
 from crm_sync.health.lazy import LazyASGIApp
 from crm_sync.settings import default_state_url
 from crm_sync.state.store import SyncStore
@@ -96,6 +97,7 @@ def edit_allowed() -> dict[str, bool]:
 @pytest.fixture
 def client(app: FastAPI, edit_allowed: dict[str, bool]) -> Iterator[TestClient]:
     app.dependency_overrides[get_user] = lambda: FakeUser()
+    app.dependency_overrides[dag_trigger_check] = lambda: lambda dag_id: True
     app.dependency_overrides[dag_edit_check] = lambda: lambda dag_id: edit_allowed.get(dag_id, True)
     with TestClient(app) as c:
         yield c
@@ -712,6 +714,7 @@ def test_store_from_the_sync_state_connection(
     monkeypatch.setenv("AIRFLOW_CONN_SYNC_STATE", f"sqlite:///{path}")
     application = create_app()
     application.dependency_overrides[get_user] = lambda: FakeUser()
+    application.dependency_overrides[dag_trigger_check] = lambda: lambda dag_id: True
     try:
         with TestClient(application) as c:
             runs = c.get("/api/runs").json()["runs"]
@@ -734,6 +737,7 @@ def test_store_defaults_to_the_dags_default_without_a_connection(
 def test_missing_store_answers_503_without_crashing(tmp_path: Any) -> None:
     application = create_app(state_url=f"sqlite:///{tmp_path}/no/such/dir/state.db")
     application.dependency_overrides[get_user] = lambda: FakeUser()
+    application.dependency_overrides[dag_trigger_check] = lambda: lambda dag_id: True
     with TestClient(application) as c:
         api = c.get("/api/runs")
         assert api.status_code == 503 and "cannot open the state store" in api.json()["detail"]
@@ -746,6 +750,7 @@ def test_missing_store_answers_503_without_crashing(tmp_path: Any) -> None:
 def test_empty_store_renders_every_page(tmp_path: Any) -> None:
     application = create_app(state_url=f"sqlite:///{tmp_path}/empty.db")
     application.dependency_overrides[get_user] = lambda: FakeUser()
+    application.dependency_overrides[dag_trigger_check] = lambda: lambda dag_id: True
     try:
         with TestClient(application) as c:
             assert "No sync runs recorded yet" in c.get("/ui/overview").text

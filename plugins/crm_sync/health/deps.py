@@ -26,6 +26,7 @@ from crm_sync.health import present, queries
 from crm_sync.health.queries import QuarantineFilter
 from crm_sync.health.source import StoreProvider
 from crm_sync.settings import sf_api_budget, sf_retry_stop_share
+from crm_sync.state.queues import REASON_FIELDS
 from crm_sync.state.store import SyncStore, from_db
 
 log = logging.getLogger(__name__)
@@ -236,14 +237,7 @@ CSV_COLUMNS = (
     "domain",
     "direction",
     "record_key",
-    "target_object",
-    "lg_id",
-    "sf_id",
-    "category",
-    "check",
-    "field",
-    "error_code",
-    "message",
+    *REASON_FIELDS,
     "attempts",
     "status",
     "first_seen",

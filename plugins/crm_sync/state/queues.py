@@ -279,7 +279,8 @@ class QueueStore:
             )
 
 
-_ENTRY_FIELDS = (
+# What a quarantine row says about the record and why it was refused (CSV export: the same).
+REASON_FIELDS = (
     "target_object",
     "lg_id",
     "sf_id",
@@ -288,8 +289,8 @@ _ENTRY_FIELDS = (
     "field",
     "error_code",
     "message",
-    "payload",
 )
+_ENTRY_FIELDS = (*REASON_FIELDS, "payload")
 
 
 def _group(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
