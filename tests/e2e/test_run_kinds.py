@@ -4,6 +4,8 @@ later run. (The scheduled kind runs under the real scheduler: test_scheduler_aft
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import timedelta
 
 import pytest
@@ -119,7 +121,13 @@ def test_a_backfill_syncs_exactly_its_interval_and_never_moves_the_watermark(fre
     assert sf_get(fresh, "Lead", links[other].sf_id)["Title"] == "Later"
 
 
-def test_a_failed_window_is_synced_by_a_later_run_even_after_a_backfill(fresh, dags) -> None:
+def test_a_failed_window_is_synced_by_a_later_run_even_after_a_backfill(
+    fresh, dags, monkeypatch
+) -> None:
+    # the failing run's client retries (5 per call, each task attempt) without waiting seconds
+    conn = json.loads(os.environ["AIRFLOW_CONN_LEADGEN_DEFAULT"])
+    conn.setdefault("extra", {})["backoff_base"] = 0.01
+    monkeypatch.setenv("AIRFLOW_CONN_LEADGEN_DEFAULT", json.dumps(conn))
     clocks(fresh, 5)
     lead = lg_lead(fresh, emailAddress="gap@example.com", lastName="Gap", companyName="Gap Co")
     now_run(dags, PEOPLE, 6)

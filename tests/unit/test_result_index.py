@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from crm_sync.pipeline.files import RunFolder
-from crm_sync.pipeline.results import INDEX_CHUNK, ResultLog, outcome_row
+from crm_sync.pipeline.results import INDEX_CHUNK, ResultLog, index_dir, outcome_row
 
 pytestmark = pytest.mark.unit
 
@@ -54,7 +54,7 @@ def test_many_results_across_chunks_cost_disk_not_memory(log: ResultLog, tmp_pat
     latest = log.latest()
     assert len(latest) == n
     assert all(r["success"] for r in latest.values())
-    folder = tmp_path / "scratch" / "results"
+    folder = index_dir()  # scratch/results/<pid>
     assert len(list(folder.glob("*.db"))) == 1  # the index lives in a file under the scratch
     latest.close()
     assert list(folder.glob("*.db")) == []
@@ -65,7 +65,7 @@ def test_an_index_removes_its_file_when_collected(log: ResultLog, tmp_path: Path
 
     log.append([row("a", True)])
     index = log.done()
-    folder = tmp_path / "scratch" / "results"
+    folder = index_dir()  # scratch/results/<pid>
     assert len(list(folder.glob("*.db"))) == 1
     del index
     gc.collect()

@@ -10,6 +10,7 @@ import pytest
 
 from crm_sync.definitions import REGISTRY, SyncDefinition, get_definition, lazy
 from crm_sync.errors import BudgetExhaustedError, ConfigError, RetriableError
+from crm_sync.pipeline.results import ResultLog, index_dir
 from crm_sync.runtime import close_stores
 from crm_sync.tasks import TaskRuntime, upstream_synced
 
@@ -95,7 +96,10 @@ def test_task_scratch_files_go_when_the_task_ends(make_ctx, state) -> None:
     with rt:
         path = rt.run.scratch("match/lg.db")
         path.write_text("x")
+        kept = ResultLog(rt.run.folder, "lg").latest()  # a result index the task never closed
     assert not path.exists()
+    assert not any(index_dir().glob("*.db"))
+    kept.close()
 
 
 def test_calls_are_reported_by_system_and_kind(make_ctx, state) -> None:
