@@ -13,6 +13,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi.testclient import TestClient
 
 from crm_sync.health.app import create_app, dag_edit_check
+from crm_sync.health.changes import dag_trigger_check
 from tests.e2e.helpers import H, freeze, lg_at, lg_lead, run_dag, sf_create, state_store
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,7 @@ def test_every_page_and_endpoint_on_a_store_filled_by_real_runs(fresh, dags) -> 
     app = create_app(state_url=os.environ["AIRFLOW_CONN_SYNC_STATE"])
     app.dependency_overrides[get_user] = lambda: _User()
     app.dependency_overrides[dag_edit_check] = lambda: lambda dag_id: True
+    app.dependency_overrides[dag_trigger_check] = lambda: lambda dag_id: True
     with TestClient(app) as c:
         runs = c.get("/api/runs", params={"dag_id": DAG}).json()["runs"]
         assert [r["run_id"] for r in runs] == [second.run_id, first.run_id]
@@ -98,5 +100,9 @@ def test_every_page_and_endpoint_on_a_store_filled_by_real_runs(fresh, dags) -> 
         for page in ("/ui/overview", "/ui/quarantine", f"/ui/lookup?q={lead}"):
             html = c.get(page)
             assert html.status_code == 200 and "Sync health" in html.text
+        # an active person can be resynced from the lookup; a deleted one cannot
+        assert f'data-record="{lead}"' not in c.get(f"/ui/lookup?q={lead}").text
+        two = by_sf["records"][0]["lg_id"]
+        assert f'data-record="{two}"' in c.get(f"/ui/lookup?q={contact}").text
         assert bad in c.get("/ui/quarantine").text
     app.state.store_provider.dispose()
