@@ -316,6 +316,7 @@ def test_event_of_a_deleted_salesforce_record_is_dropped_with_a_reason(fresh, da
     assert tasks() == []
 
 
+@pytest.mark.store_independent
 def test_ten_thousand_events_go_through_bulk_within_the_call_bound(fresh, dags) -> None:
     people, sends = 250, 40
     events = people * sends
