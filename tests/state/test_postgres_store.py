@@ -84,7 +84,7 @@ def test_migrations_step_by_step_from_an_empty_database(empty_url: str) -> None:
     engine = create_engine(empty_url)
     assert inspect(engine).get_table_names() == []
     revisions = list(reversed(list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())))
-    assert [r.revision for r in revisions] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [r.revision for r in revisions] == ["0001", "0002", "0003", "0004", "0005", "0006"]
     assert revisions[0].down_revision is None
     for rev in revisions:  # each revision from the one before it (the first from nothing)
         assert _upgrade(engine, rev.revision) == rev.revision
@@ -142,7 +142,7 @@ def test_a_store_at_0001_with_data_upgrades_to_head_keeping_every_row(empty_url:
     assert "leases" not in inspect(engine).get_table_names()
 
     store = SyncStore(empty_url)  # opening it migrates, as a task does after a deployment
-    assert _upgrade(engine, "head") == "0005"
+    assert _upgrade(engine, "head") == "0006"
     assert {"leases", "links", "held_items"} <= set(inspect(engine).get_table_names())
     assert "uq_links_active_sf_record" in {i["name"] for i in inspect(engine).get_indexes("links")}
     # the rows came through

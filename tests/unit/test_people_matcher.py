@@ -32,6 +32,7 @@ def test_only_values_that_can_be_lead_ids_are_looked_up(make_ctx, tmp_path) -> N
         ctx=make_ctx(), sf=None, lg=lg, store=None, specs={},  # type: ignore[arg-type]
         lg_index=index, sf_index=DiskIndex(tmp_path / "sf.sqlite"),
         sf_fetched=DiskIndex(tmp_path / "fetched.sqlite"), covered_sf=set(), covered_lg=set(),
+        candidates=None,
     )  # fmt: skip
     values = ["7", " 42 ", "١٢٣", "12345678901234567890", "9" * 19, "00Q000000000001", "", "4.2"]
     found = m.lg_by_ids(values)
@@ -68,6 +69,7 @@ def test_salesforce_records_are_read_once_per_run_and_kept_on_disk(make_ctx, tmp
         ctx=make_ctx(), sf=sf, lg=None, store=None, specs=specs,  # type: ignore[arg-type]
         lg_index=DiskIndex(tmp_path / "lg.sqlite"), sf_index=changed,
         sf_fetched=DiskIndex(tmp_path / "fetched.sqlite"), covered_sf=set(), covered_lg=set(),
+        candidates=None,
     )  # fmt: skip
     ids = [lead, contact, gone, "00Q000000000002AAA"]
     first = m.sf_by_ids(ids)

@@ -263,7 +263,8 @@ def _is_part(name: str) -> bool:
 
 class DiskIndex:
     """Records by key in a task-local SQLite file: lookups by key without holding every record
-    in memory. ``columns`` are extra indexed text columns a caller can query (e.g. an email)."""
+    in memory. ``columns`` are extra text columns a caller can query (e.g. an email); see
+    :meth:`index` and :meth:`where_in`."""
 
     def __init__(self, path: Path, columns: Sequence[str] = ()):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,6 +287,25 @@ class DiskIndex:
             n += len(chunk)
         self.db.commit()
         return n
+
+    def index(self, *columns: str) -> None:
+        """An SQLite index on each of ``columns`` (build it after the bulk ``put_many``: one
+        sort instead of a B-tree update per row)."""
+        for c in columns:
+            if c not in self.columns:
+                raise ValueError(f"{c!r} is not a column of this index: {self.columns}")
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS ix_rec_{c} ON rec ({c})")
+        self.db.commit()
+
+    def where_in(self, column: str, values: Iterable[str]) -> dict[str, Any]:
+        """Key -> value of the rows whose ``column`` is one of ``values``."""
+        if column not in self.columns:
+            raise ValueError(f"{column!r} is not a column of this index: {self.columns}")
+        out: dict[str, Any] = {}
+        for chunk in chunked(list(dict.fromkeys(values)), 500):
+            q = f"SELECT k, v FROM rec WHERE {column} IN ({','.join('?' * len(chunk))})"
+            out.update({k: json.loads(v) for k, v in self.db.execute(q, chunk)})
+        return out
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -287,3 +287,21 @@ class UndoHold(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("domain", "lg_id", "key", name="uq_undo_holds_key"),)
+
+
+class MatchMiss(Base):
+    """A Lead Gen & CRM record whose first-pairing lookup in Salesforce (by record-link id and
+    email) found nothing at ``checked_at`` (our clock, taken before the query was sent).
+
+    A later run whose Salesforce window reads every change since ``checked_at`` needs no new
+    lookup for it: a record that gained that email since would be in the window's extract. So
+    a quarantined lead retried every hour costs no Salesforce query (issue 16)."""
+
+    __tablename__ = "match_misses"
+
+    domain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lg_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    checked_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_match_misses_checked", "domain", "checked_at"),)

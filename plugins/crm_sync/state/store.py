@@ -1,9 +1,9 @@
 """The sync state store: one object per database, used by every pipeline stage.
 
 All writes are short transactions so that parallel tasks (LocalExecutor, Celery) can share a
-SQLite file in WAL mode or a Postgres database. The methods live in four parts by subject
-(:mod:`.links`, :mod:`.runs`, :mod:`.queues`, :mod:`.cache`); this module owns the engine,
-sessions and migrations.
+SQLite file in WAL mode or a Postgres database. The methods live in parts by subject
+(:mod:`.links`, :mod:`.runs`, :mod:`.queues`, :mod:`.cache`, :mod:`.changes`, :mod:`.misses`);
+this module owns the engine, sessions and migrations.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from crm_sync.state._common import from_db, to_db, utcnow
 from crm_sync.state.cache import CacheStore
 from crm_sync.state.changes import ChangeLogStore
 from crm_sync.state.links import LinkStore
+from crm_sync.state.misses import MatchMissStore
 from crm_sync.state.queues import QueueStore
 from crm_sync.state.runs import RunStore
 
@@ -32,9 +33,9 @@ MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
 
-class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore):
+class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore, MatchMissStore):
     """Typed access to links, synced values, runs, watermarks, quarantine, held items, cached
-    API answers and the per-run change log (with undo holds)."""
+    API answers, the per-run change log (with undo holds) and the people match's misses."""
 
     def __init__(self, url: str, *, migrate: bool = True, echo: bool = False):
         self.url = url

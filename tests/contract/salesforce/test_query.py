@@ -292,7 +292,29 @@ def test_query_by_values_chunks_the_in_list(client, admin):
     values = [*emails, emails[0], None, "O'Nobody@example.com"]
     rows = list(client.query_by_values("Lead", ["Id", "Email"], "Email", values))
     assert sorted(r["Email"] for r in rows) == sorted(emails)
-    assert client.calls["query"] == 3  # 300 + 300 + 51 values
+    # each value costs ~32 bytes URL-encoded ('person1@example.com' -> %27person1%40...%27%2C):
+    # about 490 fit the request-URI budget, so 651 values take two queries
+    assert client.calls["query"] == 2
+
+
+def test_in_lists_fill_the_request_uri_without_passing_its_limit(client, admin):
+    """Long addresses with quotes and plus signs (which SOQL escaping and URL-encoding grow):
+    every query is
+    accepted by the sandbox, which answers 414 past 16,384 bytes as a real org's front end
+    does, and the lists are as long as the limit allows."""
+    from urllib.parse import quote_plus
+
+    from simple_salesforce import format_soql
+
+    emails = [f"o'neil+{i:05d}.{'x' * 40}@long-domain-{i % 7}.example.com" for i in range(900)]
+    admin.create_many(
+        "Lead", [{"LastName": f"P{i}", "Company": "C", "Email": e} for i, e in enumerate(emails)]
+    )
+    rows = list(client.query_by_values("Lead", ["Id", "Email"], "Email", emails))
+    assert sorted(r["Email"] for r in rows) == sorted(emails)
+    encoded = sum(len(quote_plus(format_soql("{}", e))) + 3 for e in emails)
+    assert encoded > 3 * 16_384  # the test would not test anything otherwise
+    assert client.calls["query"] == -(-encoded // 15_000)  # ceil: lists full to ~95 %
 
 
 def test_more_than_ten_open_cursors_release_the_oldest(client, sf, admin, sleeps):

@@ -9,15 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
+from urllib.parse import quote_plus
 
 from simple_salesforce import format_soql
 
 from .errors import ResyncRequiredError, SalesforceApiError
 from .transport import Transport
 from .util import (
-    IN_CLAUSE_CHARS,
     IN_CLAUSE_VALUES,
     RETRIEVE_IDS,
+    SOQL_URI_BUDGET,
     check_ident,
     parse_sf_datetime,
     require_utc,
@@ -26,17 +27,19 @@ from .util import (
 )
 
 
-def _in_chunks(values: Sequence[Any]) -> Iterator[list[Any]]:
-    """Unique non-null ``values`` in lists of <= 300 values and ~6,000 quoted characters."""
+def _in_chunks(values: Sequence[Any], fixed: str) -> Iterator[list[Any]]:
+    """Unique non-null ``values`` in lists that keep ``fixed`` (the query without them)
+    within :data:`SOQL_URI_BUDGET` bytes once URL-encoded, and within IN_CLAUSE_VALUES values."""
+    budget = SOQL_URI_BUDGET - len(quote_plus(fixed))
     chunk: list[Any] = []
     size = 0
     for v in dict.fromkeys(v for v in values if v is not None):
-        quoted = len(format_soql("{}", v)) + 1
-        if chunk and (len(chunk) >= IN_CLAUSE_VALUES or size + quoted > IN_CLAUSE_CHARS):
+        encoded = len(quote_plus(format_soql("{}", v))) + len("%2C")
+        if chunk and (len(chunk) >= IN_CLAUSE_VALUES or size + encoded > budget):
             yield chunk
             chunk, size = [], 0
         chunk.append(v)
-        size += quoted
+        size += encoded
     if chunk:
         yield chunk
 
@@ -108,8 +111,8 @@ class Reads(Transport):
     ) -> Iterator[dict[str, Any]]:
         """Records whose ``field`` is one of ``values``, in chunks that keep each SOQL short.
 
-        Values are de-duplicated and ``None`` is skipped; at most 300 values (and about 6,000
-        characters of quoted values) go into one ``IN (...)``. ``where`` is an extra condition
+        Values are de-duplicated and ``None`` is skipped; each ``IN (...)`` takes as many as keep
+        the URL-encoded query within the request-URI limit (about 450 emails). ``where`` is an extra condition
         written by the caller (never built from data), ANDed to the ``IN``. Lookups by ``Id`` of
         plain fields without ``where`` go through sObject Collections retrieve instead (2,000
         ids per call); with ``include_deleted`` the ids it does not return are then asked for
@@ -119,23 +122,17 @@ class Reads(Transport):
         check_ident(field, "field")
         select = ", ".join(check_ident(f, "field") for f in fields) or "Id"
         if field == "Id" and where is None and fields and all("." not in f for f in fields):
-            # By id: sObject Collections retrieve, 2,000 ids per call instead of ~300 per SOQL
+            # By id: sObject Collections retrieve, 2,000 ids per call instead of ~600 per SOQL
             # IN list. It answers null for ids in the recycle bin (or unknown): those are asked
             # again through SOQL when deleted records are wanted.
             missing = yield from self._retrieve(sobject, fields, values)
             if not include_deleted or not missing:
                 return
             values = missing
-        for chunk in _in_chunks(values):
-            soql = format_soql(
-                "SELECT {:literal} FROM {:literal} WHERE {:literal} IN {}",
-                select,
-                sobject,
-                field,
-                chunk,
-            )
-            if where:
-                soql += f" AND ({where})"
+        head = f"SELECT {select} FROM {sobject} WHERE {field} IN "
+        tail = f" AND ({where})" if where else ""
+        for chunk in _in_chunks(values, head + "()" + tail):
+            soql = head + format_soql("{}", chunk) + tail
             yield from self.query(soql, include_deleted=include_deleted)
 
     def _retrieve(

@@ -22,9 +22,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.domains.people.candidates import INDEX_COLUMNS, CandidateSource
 from crm_sync.domains.people.matcher import Matcher, sf_index_rows
 from crm_sync.domains.people.pairing import pairs_from_leadgen, pairs_from_salesforce
 from crm_sync.domains.people.pairs import Pair
+from crm_sync.domains.people.rules import record_link_field
 from crm_sync.domains.people.scope import LEFT_SCOPE, OUT_OF_SCOPE, PeopleScope
 from crm_sync.pipeline.files import DiskIndex
 from crm_sync.pipeline.spill import DiskSet
@@ -40,18 +42,22 @@ def match(rt: TaskRuntime) -> dict[str, Any]:
     ctx, specs = rt.run, rt.specs
     folder = ctx.folder
     lg_index = DiskIndex(ctx.scratch("match/lg.db"))
-    sf_index = DiskIndex(ctx.scratch("match/sf.db"), columns=("object", "email", "modified"))
+    sf_index = DiskIndex(ctx.scratch("match/sf.db"), columns=INDEX_COLUMNS)
     sf_fetched = DiskIndex(ctx.scratch("match/sf_fetched.db"))
     covered_sf, covered_lg = (DiskSet(ctx.scratch(f"match/covered_{s}.db")) for s in ("sf", "lg"))
+    candidates: CandidateSource | None = None
     try:
         lg_index.put_many((str(r["id"]), r) for r in folder.read_jsonl("extract/lg.jsonl"))
+        id_field = record_link_field(specs)
         for sobject in specs:
-            sf_index.put_many(
-                sf_index_rows(sobject, folder.read_jsonl(f"extract/sf_{sobject}.jsonl"))
-            )
+            rows = folder.read_jsonl(f"extract/sf_{sobject}.jsonl")
+            sf_index.put_many(sf_index_rows(sobject, rows, id_field))
+        sf_index.index("email", "ext")
+        counts: Counter = Counter()
+        candidates = CandidateSource.of(rt, sf_index, counts)
         m = Matcher(
             ctx, rt.salesforce, rt.leadgen, rt.store, specs, lg_index, sf_index,
-            sf_fetched, covered_sf, covered_lg,
+            sf_fetched, covered_sf, covered_lg, candidates, counts,
         )  # fmt: skip
         m.preferred = m.preferred_by_email()
         scope = PeopleScope.of(specs, rt.schema, rt.leadgen)
@@ -68,6 +74,8 @@ def match(rt: TaskRuntime) -> dict[str, Any]:
 
         n = folder.write_jsonl("pairs/pairs.jsonl", counted())
     finally:
+        if candidates is not None:
+            candidates.close()
         for resource in (lg_index, sf_index, sf_fetched, covered_sf, covered_lg):
             resource.close()
     log.info(

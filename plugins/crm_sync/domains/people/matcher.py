@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.clients.sf_ids import is_of
+from crm_sync.domains.people.candidates import CandidateSource, index_row
 from crm_sync.domains.people.pairs import Pair, make_pair
 from crm_sync.domains.people.rules import (
-    email_key,
     is_contact,
     record_link_field,
     sf_fields,
@@ -50,15 +50,11 @@ log = logging.getLogger(__name__)
 _LG_ID = re.compile(r"[0-9]{1,19}")  # what a Lead Gen & CRM id can be (ASCII, 64-bit)
 
 
-def sf_index_rows(sobject: str, rows: Iterator[dict[str, Any]]) -> Iterator[tuple[Any, ...]]:
+def sf_index_rows(
+    sobject: str, rows: Iterator[dict[str, Any]], id_field: str | None
+) -> Iterator[tuple[Any, ...]]:
     for r in rows:
-        yield (
-            r["Id"],
-            r,
-            sobject,
-            email_key(r.get("Email")),
-            str(r.get("LastModifiedDate") or ""),
-        )
+        yield index_row(sobject, r, id_field)
 
 
 @dataclass
@@ -79,6 +75,8 @@ class Matcher:
     # buffer, so a full resync of a large org does not hold them all in memory.
     covered_sf: DiskSet | set[str]
     covered_lg: DiskSet | set[str]
+    # where first-pairing candidates come from (sharing ``counts``)
+    candidates: CandidateSource
     counts: Counter = field(default_factory=Counter)
     preferred: dict[str, str] = field(default_factory=dict)
 

@@ -19,7 +19,6 @@ from crm_sync.domains.people.rules import (
     DOMAIN,
     email_key,
     is_active,
-    sf_fields,
     sf_object_of,
     target_object,
 )
@@ -90,18 +89,7 @@ def _pair_leads(m: Matcher, unlinked: list[dict[str, Any]]) -> Iterator[Pair]:
 
 def _candidates_for(m: Matcher, lg_recs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Unlinked Salesforce Leads/Contacts matching each lead by external id or email."""
-    ids = [str(r["id"]) for r in lg_recs]
-    emails = sorted({e for r in lg_recs if (e := email_key(r.get("emailAddress")))})
-    found: dict[str, dict[str, Any]] = {}
-    for sobject, spec in m.specs.items():
-        fields = sf_fields(spec)
-        live = "IsDeleted = false" + (" AND IsConverted = false" if sobject == "Lead" else "")
-        lookups = [(spec.record_link.id_field, ids)] if spec.record_link else []
-        if emails:
-            lookups.append(("Email", emails))
-        for field_name, values in lookups:
-            for r in m.sf.query_by_values(sobject, fields, field_name, values, where=live):
-                found[r["Id"]] = r
+    found = m.candidates.find(lg_recs)
     taken = m.store.links_by_sf(DOMAIN, list(found), active_only=True)
     id_field = m.id_field
     by_lg: dict[str, list[dict[str, Any]]] = {}
