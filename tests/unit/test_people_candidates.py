@@ -177,3 +177,11 @@ def test_misses_are_pruned_by_age_and_replaced_per_lead(store):
     assert store.prune_misses("person", t0 + timedelta(minutes=30)) == 1
     assert store.misses_since("person", ["1", "2"], t0) == {"2": "b2@x.org"}
     assert store.misses_since("opportunity", ["2"], t0) == {}
+
+
+def test_a_dry_run_keeps_no_miss(make_ctx, tmp_path, specs, store):
+    """A dry run costs what the real run after it will: it leaves no miss behind."""
+    sf = FakeSalesforce([])
+    _source(make_ctx, tmp_path, specs, store, sf, dry_run=True).find([LEAD_A])
+    assert sf.lookups
+    assert store.misses_since("person", ["101"], datetime(2000, 1, 1, tzinfo=UTC)) == {}

@@ -20,7 +20,8 @@ was under way is past the window yet visible to a lookup. What remains is the ra
 (a record created between this read and the load), reported by the next run as a duplicate.
 
 Queries go only for the leads neither fact covers; the leads those find nothing for are recorded
-as misses, stamped with the time taken before the query was sent.
+as misses, stamped with the time taken before the query was sent (not by a dry run, which leaves
+the state store as it found it, so it costs what the real run will).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class CandidateSource:
     miss_floor: datetime | None
     window_end: datetime
     counts: Counter
+    # a dry run leaves the state store as it found it: what it learns is not kept
+    record: bool = True
     _tail: DiskIndex | None = None
 
     @classmethod
@@ -97,7 +100,7 @@ class CandidateSource:
         floor = None
         if not targeted and not (ctx.full_resync and scoped):
             floor = ctx.window_start + timedelta(minutes=ctx.lookback_minutes)
-            if ctx.run_kind != BACKFILL:
+            if ctx.run_kind != BACKFILL and not ctx.dry_run:
                 # no later window starts before this one's (backfills aside): older misses are
                 # of no use to anyone
                 rt.store.prune_misses(DOMAIN, floor)
@@ -112,6 +115,7 @@ class CandidateSource:
             miss_floor=floor,
             window_end=ctx.window_end,
             counts=counts,
+            record=not ctx.dry_run,
         )
 
     def close(self) -> None:
@@ -136,7 +140,8 @@ class CandidateSource:
                 for r in ask
                 if not any(self._fits(r, c) for c in asked.values())
             }
-            self.store.record_lookups(DOMAIN, [str(r["id"]) for r in ask], misses, checked_at)
+            if self.record:
+                self.store.record_lookups(DOMAIN, [str(r["id"]) for r in ask], misses, checked_at)
             self.counts["lookups_queried"] += len(ask)
         return found
 
