@@ -335,12 +335,13 @@ def test_ten_thousand_events_go_through_bulk_within_the_call_bound(fresh, dags) 
     keys = {t["LeadGen_Event_Id__c"] for t in tasks()}
     assert len(keys) == events and all(k.startswith("LG-EVT-") for k in keys)
     # The bound the batching promises (docs/engagement.md): 3 describes (Task, Lead, Contact),
-    # 1 active-user query, owner reads of 300 ids per query, existence reads of up to 300 keys
-    # per query (fewer when the quoted keys pass 6,000 characters: the client keeps each IN list
-    # short), one Bulk API 2.0 job per 10,000 Tasks (create, upload, close, poll, 3 result
-    # reads) and no sObject Collections call at all above the bulk threshold.
-    longest = max(len(k) for k in keys) + 3  # quotes and comma
-    existence = math.ceil(events / min(300, 6000 // longest))
+    # 1 active-user query, owner reads of 300 ids per query, existence reads of as many keys
+    # per query as keep the URL-encoded query within the request-URI limit (15,000 bytes of
+    # keys counted here: %27key%27%2C each), one Bulk API 2.0 job per 10,000 Tasks (create,
+    # upload, close, poll, 3 result reads) and no sObject Collections call at all above the
+    # bulk threshold.
+    longest = max(len(k) for k in keys) + 9  # %27 twice and %2C ("-" is sent as it is)
+    existence = math.ceil(events / (15_000 // longest))
     owners = math.ceil(people / 300)
     assert calls.get("collections", 0) == 0
     assert calls.get("sobject", 0) == 0
