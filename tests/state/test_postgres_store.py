@@ -366,3 +366,13 @@ def test_held_items_and_purge(store: SyncStore) -> None:
     store.purge_old(timedelta(seconds=-60))  # everything finished is "old"
     assert store.held("d", "event", status="delivered") == []
     assert [h.item_key for h in store.held("d", "event")] == ["e2"]  # still waiting: kept
+
+
+def test_a_miss_keeps_an_address_of_any_length(store: SyncStore) -> None:
+    """Lead Gen & CRM holds whatever address was typed (a 400-character one is quarantined on
+    its way to Salesforce, then retried every hour): recording its miss must not fail the match
+    on a store that enforces lengths (PostgreSQL)."""
+    long_email = "x" * 390 + "@example.com"
+    now = datetime.now(UTC)
+    assert store.record_lookups("person", ["1"], {"1": long_email}, now) == 1
+    assert store.misses_since("person", ["1"], now - timedelta(seconds=1)) == {"1": long_email}

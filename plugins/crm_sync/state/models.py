@@ -301,7 +301,8 @@ class MatchMiss(Base):
 
     domain: Mapped[str] = mapped_column(String(32), primary_key=True)
     lg_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    email: Mapped[str] = mapped_column(String(320))
+    # Text, not a length: a lead's address is whatever Lead Gen & CRM holds, long ones included
+    email: Mapped[str] = mapped_column(Text)
     checked_at: Mapped[datetime] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_match_misses_checked", "domain", "checked_at"),)

@@ -21,7 +21,7 @@ def upgrade() -> None:
         "match_misses",
         sa.Column("domain", sa.String(length=32), nullable=False),
         sa.Column("lg_id", sa.String(length=64), nullable=False),
-        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("email", sa.Text(), nullable=False),
         sa.Column("checked_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("domain", "lg_id"),
     )
