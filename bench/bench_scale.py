@@ -20,7 +20,12 @@ stage, records/s, the API calls on each side against the lower bound for that wo
 Usage:
   .venv/bin/python bench/bench_scale.py                        # 10,000 people per side
   .venv/bin/python bench/bench_scale.py --people 100000 --json out.json
-  .venv/bin/python bench/bench_scale.py --scale 1m              # opt-in: takes hours
+  .venv/bin/python bench/bench_scale.py --scale 1m              # opt-in; synced start
+  .venv/bin/python bench/bench_scale.py --people 10000 --start synced --changes 1000
+  --start synced builds the state an initial load and its catch-up leave instead of running
+  them (bench/scale_synced.py: people and engagement; the opportunities DAG is left out);
+  --changes N edits N people per side in the hourly run (default 1 %), --then-changes N adds
+  one more such hour after the idle one.
   --no-latency to run without injected latency (figures for the sync's own work only).
 Runs in a temporary home with its own sandboxes; touches nothing else.
 """
@@ -299,7 +304,7 @@ def _lg_emails(loc: Any, lead_ids: list[str]) -> list[str]:
     return [r["emailAddress"] for r in lg.get_leads_by_ids(lead_ids, fields=["emailAddress"])]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=10_000, help="people seeded on each side")
     ap.add_argument("--scale", choices=sorted(SCALES), help="shorthand for --people")
@@ -329,11 +334,14 @@ def main() -> None:
         help="address-space cap of each task process (0: none); the target is 1 GiB of RSS",
     )
     args = ap.parse_args()
-    people = SCALES[args.scale] if args.scale else args.people
-    start = args.start or ("synced" if people >= SCALES["1m"] else "initial")
-    changes = args.changes if args.changes is not None else people // 100
-    home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    setup_env(home)
+    args.people = SCALES[args.scale] if args.scale else args.people
+    args.start = args.start or ("synced" if args.people >= SCALES["1m"] else "initial")
+    args.changes = args.changes if args.changes is not None else args.people // 100
+    return args
+
+
+def start_sandboxes(home: Path) -> Any:
+    """Both sandboxes as processes in the temporary home; the connections that reach them."""
     import local
 
     from sandbox.process import start_sandbox
@@ -349,27 +357,44 @@ def main() -> None:
         sf, lg, sf.base_url, lg.base_url, local.SANDBOX_DIR / "salesforce" / "cert.pem"
     )
     os.environ.update(local.connection_env())
+    return loc
+
+
+def seed_org(loc: Any, start: str, people: int, hour: datetime) -> dict[str, Any]:
+    """The org as of H-6h: raw (``initial``: the load is measured) or already synced up to
+    H-1h (``synced``: bench/scale_synced.py)."""
+    import local
+
+    h = timedelta(hours=1)
+    if start == "synced":
+        from scale_synced import seed_synced
+
+        return seed_synced(loc, people=people, at=hour - 6 * h, high_water=hour - h)
+    return local.seed(loc, at=hour - 6 * h, people=people, activity_leads=max(400, people // 20))
+
+
+def main() -> None:
+    args = parse_args()
+    people = args.people
+    home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    setup_env(home)
+    import local
+
+    loc = start_sandboxes(home)
     figures: dict[str, Any] = {
         "people_per_side": people,
         "latency": args.latency,
-        "start": start,
-        "changes_per_side": changes,
+        "start": args.start,
+        "changes_per_side": args.changes,
         "runs": {},
     }
-    dags = DAGS if start == "initial" else SYNCED_DAGS
+    dags = DAGS if args.start == "initial" else SYNCED_DAGS
     h = timedelta(hours=1)
     m = timedelta(minutes=1)
     try:
         hour = local.hour_floor(datetime.now(UTC))
         t = time.perf_counter()
-        if start == "synced":
-            from scale_synced import seed_synced
-
-            figures["seed"] = seed_synced(loc, people=people, at=hour - 6 * h, high_water=hour - h)
-        else:
-            figures["seed"] = local.seed(
-                loc, at=hour - 6 * h, people=people, activity_leads=max(400, people // 20)
-            )
+        figures["seed"] = seed_org(loc, args.start, people, hour)
         figures["seed_seconds"] = round(time.perf_counter() - t, 1)
         print(
             f"seeded {people:,} people per side in {figures['seed_seconds']} s: {figures['seed']}"
@@ -390,7 +415,7 @@ def main() -> None:
                     figures["runs"][f"{name}:{dag_id}"] = {**figs, "raw": raw}
                     print_run(name, figs)
 
-        if start == "initial":
+        if args.start == "initial":
             # A "sync now" with full_resync at H-5h (what a new installation does first) ...
             scenario("initial", "now", hour - 6 * h, hour - 5 * h, hour - 5 * h, full_resync=True)
             # ... the scheduled run that catches up from it: it reads back every record the
@@ -398,7 +423,7 @@ def main() -> None:
             scenario("catchup", "scheduled", hour - 2 * h, hour - h, hour - 100 * m)
         # (synced: the state those two leave, watermarks at H-1h, built by seed_synced)
         # ... an hour of changes at H-40m, synced by the scheduled run of [H-1h, H) ...
-        figures["changes"] = hour_of_changes(loc, changes, hour - 40 * m)
+        figures["changes"] = hour_of_changes(loc, args.changes, hour - 40 * m)
         scenario("hourly", "scheduled", hour - h, hour, hour - 35 * m)
         # ... and the next hour, with no change at all.
         scenario("idle", "scheduled", hour, hour + h, hour + 30 * m)
