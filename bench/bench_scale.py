@@ -20,7 +20,12 @@ stage, records/s, the API calls on each side against the lower bound for that wo
 Usage:
   .venv/bin/python bench/bench_scale.py                        # 10,000 people per side
   .venv/bin/python bench/bench_scale.py --people 100000 --json out.json
-  .venv/bin/python bench/bench_scale.py --scale 1m              # opt-in: takes hours
+  .venv/bin/python bench/bench_scale.py --scale 1m              # opt-in; synced start
+  .venv/bin/python bench/bench_scale.py --people 10000 --start synced --changes 1000
+  --start synced builds the state an initial load and its catch-up leave instead of running
+  them (bench/scale_synced.py: people and engagement; the opportunities DAG is left out);
+  --changes N edits N people per side in the hourly run (default 1 %), --then-changes N adds
+  one more such hour after the idle one.
   --no-latency to run without injected latency (figures for the sync's own work only).
 Runs in a temporary home with its own sandboxes; touches nothing else.
 """
@@ -45,6 +50,8 @@ sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "scripts"), str(ROOT / "plugins"
 from scale_figures import print_run, print_summary, run_figures  # noqa: E402
 
 DAGS = ("sync_leads_contacts", "sync_opportunities", "sync_engagement_activities")
+# The synced start builds no opportunities, accounts or contact roles (bench/scale_synced.py).
+SYNCED_DAGS = ("sync_leads_contacts", "sync_engagement_activities")
 SCALES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 # Injected latency: base + uniform(0, jitter) ms, i.e. mean +- jitter/2.
 SF_LATENCY = (100, 100)  # 150 ms +- 50
@@ -213,17 +220,19 @@ class TaskRunner:
         }
 
 
-def hour_of_changes(loc: Any, people: int, at: datetime) -> dict[str, int]:
-    """1 % of the linked people edited on each side, 1 % of the opportunities edited in
-    Salesforce, an email sent to 0.5 % of the leads and opened by half of them."""
+def hour_of_changes(loc: Any, changes: int, at: datetime, tag: str = "") -> dict[str, int]:
+    """``changes`` linked people edited on each side (1 % of the org by default), 1 % of the
+    opportunities edited in Salesforce, an email sent to half as many leads and opened by half
+    of them."""
     import local
 
     from crm_sync.runtime import shared_store
 
     store = shared_store("sync_state")
-    n = max(2, people // 100)
+    n = max(2, changes)
+    n_mail = max(2, changes // 2)
     n_opp = max(1, store.count_links("opportunity") // 100)
-    links = _first_links(store, "person", 2 * n + max(2, people // 200))
+    links = _first_links(store, "person", 2 * n + n_mail)
     lg_side, sf_side = links[0 : 2 * n : 2], links[1 : 2 * n : 2]
     local.freeze(loc, at)
     stamp = local.lg_ts(at)
@@ -233,7 +242,7 @@ def hour_of_changes(loc: Any, people: int, at: datetime) -> dict[str, int]:
         "import",
         {
             "leads": [
-                {"emailAddress": e, "title": f"Title {i}"}
+                {"emailAddress": e, "title": f"Title {tag}{i}"}
                 for i, e in enumerate(_lg_emails(loc, [lk.lg_id for lk in lg_side]))
             ],
             "_at": stamp,
@@ -242,18 +251,18 @@ def hour_of_changes(loc: Any, people: int, at: datetime) -> dict[str, int]:
 
     def sf_edit(item: tuple[int, Any]) -> None:
         i, lk = item
-        loc.sf_admin("PATCH", f"records/{lk.sf_object}/{lk.sf_id}", {"Title": f"Title {i}"})
+        loc.sf_admin("PATCH", f"records/{lk.sf_object}/{lk.sf_id}", {"Title": f"Title {tag}{i}"})
 
     opps = [lk.sf_id for lk in _first_links(store, "opportunity", n_opp)]
 
     def opp_edit(item: tuple[int, str]) -> None:
         i, sid = item
-        loc.sf_admin("PATCH", f"records/Opportunity/{sid}", {"Amount": 1000 + i})
+        loc.sf_admin("PATCH", f"records/Opportunity/{sid}", {"Amount": 1000 + i + len(tag)})
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(sf_edit, enumerate(sf_side)))
         list(pool.map(opp_edit, enumerate(opps)))
-    recipients = [lk.lg_id for lk in links[2 * n : 2 * n + max(2, people // 200)]]
+    recipients = [lk.lg_id for lk in links[2 * n : 2 * n + n_mail]]
     sent = loc.lg_admin(
         "POST", "emails/send", {"subject": "Scale bench", "leadIDs": recipients, "_at": stamp}
     )
@@ -295,11 +304,27 @@ def _lg_emails(loc: Any, lead_ids: list[str]) -> list[str]:
     return [r["emailAddress"] for r in lg.get_leads_by_ids(lead_ids, fields=["emailAddress"])]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=10_000, help="people seeded on each side")
     ap.add_argument("--scale", choices=sorted(SCALES), help="shorthand for --people")
     ap.add_argument("--no-latency", dest="latency", action="store_false")
+    ap.add_argument(
+        "--start",
+        choices=("initial", "synced"),
+        help="initial: run the initial load and its catch-up; synced: build the state they "
+        "would leave directly (bench/scale_synced.py; people and engagement only). Default: "
+        "synced for --scale 1m, initial otherwise",
+    )
+    ap.add_argument(
+        "--changes", type=int, help="people edited on each side in the hourly run (default 1 %%)"
+    )
+    ap.add_argument(
+        "--then-changes",
+        type=int,
+        help="after the idle hour, one more hour with this many people edited on each side "
+        "(run 'hourly2'): two change sizes from one seed",
+    )
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
     ap.add_argument(
@@ -309,9 +334,14 @@ def main() -> None:
         help="address-space cap of each task process (0: none); the target is 1 GiB of RSS",
     )
     args = ap.parse_args()
-    people = SCALES[args.scale] if args.scale else args.people
-    home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    setup_env(home)
+    args.people = SCALES[args.scale] if args.scale else args.people
+    args.start = args.start or ("synced" if args.people >= SCALES["1m"] else "initial")
+    args.changes = args.changes if args.changes is not None else args.people // 100
+    return args
+
+
+def start_sandboxes(home: Path) -> Any:
+    """Both sandboxes as processes in the temporary home; the connections that reach them."""
     import local
 
     from sandbox.process import start_sandbox
@@ -327,13 +357,44 @@ def main() -> None:
         sf, lg, sf.base_url, lg.base_url, local.SANDBOX_DIR / "salesforce" / "cert.pem"
     )
     os.environ.update(local.connection_env())
-    figures: dict[str, Any] = {"people_per_side": people, "latency": args.latency, "runs": {}}
+    return loc
+
+
+def seed_org(loc: Any, start: str, people: int, hour: datetime) -> dict[str, Any]:
+    """The org as of H-6h: raw (``initial``: the load is measured) or already synced up to
+    H-1h (``synced``: bench/scale_synced.py)."""
+    import local
+
+    h = timedelta(hours=1)
+    if start == "synced":
+        from scale_synced import seed_synced
+
+        return seed_synced(loc, people=people, at=hour - 6 * h, high_water=hour - h)
+    return local.seed(loc, at=hour - 6 * h, people=people, activity_leads=max(400, people // 20))
+
+
+def main() -> None:
+    args = parse_args()
+    people = args.people
+    home = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    setup_env(home)
+    import local
+
+    loc = start_sandboxes(home)
+    figures: dict[str, Any] = {
+        "people_per_side": people,
+        "latency": args.latency,
+        "start": args.start,
+        "changes_per_side": args.changes,
+        "runs": {},
+    }
+    dags = DAGS if args.start == "initial" else SYNCED_DAGS
+    h = timedelta(hours=1)
+    m = timedelta(minutes=1)
     try:
         hour = local.hour_floor(datetime.now(UTC))
         t = time.perf_counter()
-        figures["seed"] = local.seed(
-            loc, at=hour - timedelta(hours=6), people=people, activity_leads=max(400, people // 20)
-        )
+        figures["seed"] = seed_org(loc, args.start, people, hour)
         figures["seed_seconds"] = round(time.perf_counter() - t, 1)
         print(
             f"seeded {people:,} people per side in {figures['seed_seconds']} s: {figures['seed']}"
@@ -346,7 +407,7 @@ def main() -> None:
             name: str, kind: str, start: datetime, end: datetime, clock: datetime, **conf: Any
         ) -> None:
             with Ticker(loc, clock):
-                for dag_id in DAGS:
+                for dag_id in dags:
                     raw = runner.run_dag(
                         dag_id, f"bench_{name}", kind=kind, start=start, end=end, **conf
                     )
@@ -354,18 +415,21 @@ def main() -> None:
                     figures["runs"][f"{name}:{dag_id}"] = {**figs, "raw": raw}
                     print_run(name, figs)
 
-        h = timedelta(hours=1)
-        m = timedelta(minutes=1)
-        # A "sync now" with full_resync at H-5h (what a new installation does first) ...
-        scenario("initial", "now", hour - 6 * h, hour - 5 * h, hour - 5 * h, full_resync=True)
-        # ... the scheduled run that catches up from it: it reads back every record the
-        # initial load wrote (their modification times are after its watermark) ...
-        scenario("catchup", "scheduled", hour - 2 * h, hour - h, hour - 100 * m)
+        if args.start == "initial":
+            # A "sync now" with full_resync at H-5h (what a new installation does first) ...
+            scenario("initial", "now", hour - 6 * h, hour - 5 * h, hour - 5 * h, full_resync=True)
+            # ... the scheduled run that catches up from it: it reads back every record the
+            # initial load wrote (their modification times are after its watermark) ...
+            scenario("catchup", "scheduled", hour - 2 * h, hour - h, hour - 100 * m)
+        # (synced: the state those two leave, watermarks at H-1h, built by seed_synced)
         # ... an hour of changes at H-40m, synced by the scheduled run of [H-1h, H) ...
-        figures["changes"] = hour_of_changes(loc, people, hour - 40 * m)
+        figures["changes"] = hour_of_changes(loc, args.changes, hour - 40 * m)
         scenario("hourly", "scheduled", hour - h, hour, hour - 35 * m)
         # ... and the next hour, with no change at all.
         scenario("idle", "scheduled", hour, hour + h, hour + 30 * m)
+        if args.then_changes:
+            figures["changes2"] = hour_of_changes(loc, args.then_changes, hour + 80 * m, "b")
+            scenario("hourly2", "scheduled", hour + h, hour + 2 * h, hour + 85 * m)
         print_summary(figures)
     finally:
         loc.stop()
