@@ -24,7 +24,9 @@ from crm_sync.domains.people.rules import (
 )
 from crm_sync.pipeline.transform import truthy
 
-CHUNK = 500
+# Changed records per step of each pass: their links, counterparts and candidates are looked up
+# together, so one sObject Collections retrieve carries up to 2,000 ids (its limit).
+CHUNK = 2000
 LINKED = ("active", "deleted", "undone")
 
 
