@@ -42,6 +42,14 @@ from sqlalchemy.orm import Session  # noqa: E402
 from crm_sync.state.store import SyncStore  # noqa: E402
 
 SEQ_FLAG_ROWS = 10_000
+# A flagged Seq Scan is explained again with the index that would serve it, created in the
+# rolled-back transaction (no migration: a what-if), or, when the index exists already and the
+# planner chose not to use it, with sequential scans off.
+WHAT_IF = {
+    ("purge_old", "quarantine"): "CREATE INDEX ix_whatif ON quarantine (status, resolved_at)",
+    ("purge_old", "held_items"): "CREATE INDEX ix_whatif ON held_items (last_seen)",
+}
+NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
 SCAN = re.compile(
     r"(Parallel )?(Seq Scan|Index Only Scan|Index Scan(?: Backward)?|Bitmap Heap Scan|"
     r"Bitmap Index Scan)(?: using (\S+))? on (\S+)"
@@ -78,6 +86,7 @@ class Statement:
     plan: list[str] = field(default_factory=list)
     ms: float = 0.0
     repeats: int = 1
+    alt: str = ""  # a flagged Seq Scan: the plan and time with enable_seqscan off
 
 
 class Capture:
@@ -268,8 +277,9 @@ def extract_match_lookups(c: Ctx) -> list[Lookup]:
     ]
 
 
-def load_record_lookups(c: Ctx) -> list[Lookup]:
-    st, a, run = c.st, c.a, c.run
+def _writes(a: Args, run: str) -> tuple[list[dict], list[dict], list[str], list[dict]]:
+    """What the load and record stages write: 200 change-log entries, 50 new links, 200
+    quarantine keys and rows."""
     entries = [
         {"dag_id": PEOPLE, "run_id": run, "system": "salesforce", "object": "Lead",
          "record_id": sf, "field": "Title", "kind": "update", "before": "a", "after": "b",
@@ -289,6 +299,12 @@ def load_record_lookups(c: Ctx) -> list[Lookup]:
          "payload": {}, "run_id": run, "max_attempts": 5}
         for k in keys
     ]  # fmt: skip
+    return entries, new, keys, quar
+
+
+def load_record_lookups(c: Ctx) -> list[Lookup]:
+    st, a, run = c.st, c.a, c.run
+    entries, new, keys, quar = _writes(a, run)
     return [
         (
             "recent_runs(dag, 20)",
@@ -381,17 +397,23 @@ def reader_lookups(c: Ctx) -> list[Lookup]:
     ]
 
 
-def explain(engine: Any, stmt: Statement) -> None:
-    """EXPLAIN ANALYZE ``stmt`` twice (cold, then warm: the plan kept is the warm one), each in a
-    transaction rolled back."""
-    for _ in range(2):
+def explain(engine: Any, stmt: Statement, setup: tuple[str, ...] = ()) -> tuple[list[str], float]:
+    """EXPLAIN ANALYZE ``stmt`` once cold, then three times warm, each in a transaction rolled
+    back: the last warm plan and the median warm execution time. ``setup``: statements run first
+    in the same transaction (an index that does not exist, ``enable_seqscan`` off)."""
+    plan: list[str] = []
+    times: list[float] = []
+    for _ in range(4):
         with engine.connect() as conn:
             trans = conn.begin()
+            for sql in setup:
+                conn.exec_driver_sql(sql)
             sql = "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) " + stmt.sql
-            stmt.plan = [r[0] for r in conn.exec_driver_sql(sql, stmt.params or None)]
+            plan = [r[0] for r in conn.exec_driver_sql(sql, stmt.params or None)]
             trans.rollback()
-        m = EXEC_MS.search("\n".join(stmt.plan))
-        stmt.ms = float(m.group(1)) if m else float("nan")
+        m = EXEC_MS.search("\n".join(plan))
+        times.append(float(m.group(1)) if m else float("nan"))
+    return plan, sorted(times[1:])[1]
 
 
 def summary(stmt: Statement, rows: dict[str, int]) -> tuple[str, list[str]]:
@@ -435,7 +457,13 @@ def measure(store: RolledBackStore, c: Ctx, rows: dict[str, int]) -> list[Statem
         if last and _shape(last) == _shape(stmt):
             last.repeats += 1  # the ORM's per-row UPDATEs of one flush: the first stands for all
             continue
-        explain(store.engine, stmt)
+        stmt.plan, stmt.ms = explain(store.engine, stmt)
+        if summary(stmt, rows)[1]:
+            what_if = WHAT_IF.get((stmt.method, _tables(stmt.sql)))
+            setup = (what_if, "ANALYZE " + _tables(stmt.sql)) if what_if else (NO_SEQSCAN,)
+            plan, ms = explain(store.engine, stmt, setup)
+            nodes = summary(Statement("", "", "", None, plan), rows)[0]
+            stmt.alt = f"with {what_if or NO_SEQSCAN}: {nodes}, {ms:.3f} ms"
         explained.append(stmt)
     return explained
 
@@ -450,7 +478,8 @@ def report(stmts: list[Statement], rows: dict[str, int], plans: str) -> int:
         what = f"{verb(s.sql)} {_tables(s.sql)}" + (f" (×{s.repeats})" if s.repeats > 1 else "")
         mark = " **(flag)**" if flags else ""
         print(f"| {s.method} | {s.stages} | {what} | {nodes}{mark} | {_rows(s)} | {s.ms:.3f} |")
-        flagged += [f"{s.method}: {f}" for f in flags]
+        alt = f"; {s.alt}" if s.alt else ""
+        flagged += [f"{s.method}: {f}, {s.ms:.3f} ms{alt}" for f in flags]
     print()
     print(f"Seq Scans over tables of more than {SEQ_FLAG_ROWS:,} rows: {len(flagged)}")
     for f in flagged:
@@ -459,7 +488,7 @@ def report(stmts: list[Statement], rows: dict[str, int], plans: str) -> int:
         for s in stmts:
             if plans == "all" or s.method in HOT:
                 print(f"\n-- {s.method} [{s.stages}]\n{_short_sql(s.sql)}")
-                print("\n".join(s.plan))
+                print("\n".join(re.sub(r"'\{[^}]{100,}\}'", "'{...}'", ln) for ln in s.plan))
     return len(flagged)
 
 
@@ -487,7 +516,7 @@ def _tables(sql: str) -> str:
 def _short_sql(sql: str) -> str:
     """The statement with long IN lists cut (500 placeholders say little)."""
     flat = " ".join(sql.split())
-    return re.sub(r"IN \((%\([^)]+\)s, ){3,}[^)]*\)", "IN (...)", flat)
+    return re.sub(r"IN \((?:%\([^)]+\)s, ){3,}%\([^)]+\)s\)", "IN (...)", flat)
 
 
 def current_runs(store: SyncStore) -> tuple[str, str]:
