@@ -245,7 +245,7 @@ def extract_match_lookups(c: Ctx) -> list[Lookup]:
         ),
         (
             "links_by_lg",
-            "people match, load_leadgen; engagement reconcile; opportunities load",
+            "people match, load_leadgen; engagement plan; opportunities load_leadgen; verify",
             lambda: st.links_by_lg("person", a.lg),
         ),
         (
@@ -255,7 +255,7 @@ def extract_match_lookups(c: Ctx) -> list[Lookup]:
         ),
         (
             "links_by_sf(active_only)",
-            "people match; opportunities reconcile; record (add_links)",
+            "people match, record (add_links); opportunities extract, match, load_leadgen",
             lambda: st.links_by_sf("person", a.sf, active_only=True),
         ),
         (
@@ -311,10 +311,14 @@ def load_record_lookups(c: Ctx) -> list[Lookup]:
             "opportunities load_leadgen; health",
             lambda: st.recent_runs(OPPS, limit=20),
         ),
-        ("log_changes", "load stages (change log); undo", lambda: st.log_changes(entries)),
+        (
+            "log_changes",
+            "people load_leadgen, load_salesforce; opportunities load_leadgen; engagement load; undo",
+            lambda: st.log_changes(entries),
+        ),
         (
             "update_synced_values",
-            "record; opportunities load_leadgen; undo",
+            "people record; opportunities load_leadgen; undo",
             lambda: st.update_synced_values("person", {i: {"title": "x"} for i in a.lg}, run),
         ),
         ("add_links", "record (people)", lambda: st.add_links("person", new, run)),
@@ -343,15 +347,20 @@ def load_record_lookups(c: Ctx) -> list[Lookup]:
         ),
         (
             "upsert_link",
-            "opportunities record",
+            "opportunities load_leadgen",
             lambda: st.upsert_link("account", a.acct_lg[0], "Account", "001X", run_id=run),
         ),
         (
             "set_link_status",
-            "opportunities record; undo",
+            "opportunities load_leadgen; undo",
             lambda: st.set_link_status(
                 "account", a.acct_lg[1], "deleted", event="deleted", run_id=run
             ),
+        ),
+        (
+            "release_holds",
+            "people record",
+            lambda: st.release_holds("person", a.lg[0], ["title"]),
         ),
         (
             "add_run_calls",
@@ -416,7 +425,7 @@ def explain(engine: Any, stmt: Statement, setup: tuple[str, ...] = ()) -> tuple[
     return plan, sorted(times[1:])[1]
 
 
-def summary(stmt: Statement, rows: dict[str, int]) -> tuple[str, list[str]]:
+def summary(stmt: Statement, rows: dict[str, tuple[int, int]]) -> tuple[str, list[str]]:
     """The plan's scan nodes (``Index Scan ix on table``) and its flags."""
     nodes, flags = [], []
     for line in stmt.plan:
@@ -425,8 +434,8 @@ def summary(stmt: Statement, rows: dict[str, int]) -> tuple[str, list[str]]:
             continue
         kind, index, table = m.group(2), m.group(3), m.group(4)
         nodes.append(f"{kind} {index} on {table}" if index else f"{kind} on {table}")
-        if kind == "Seq Scan" and rows.get(table, 0) > SEQ_FLAG_ROWS:
-            flags.append(f"SEQ SCAN on {table} ({rows[table]:,} rows)")
+        if kind == "Seq Scan" and rows.get(table, (0, 0))[0] > SEQ_FLAG_ROWS:
+            flags.append(f"SEQ SCAN on {table} ({rows[table][0]:,} rows)")
     top = stmt.plan[0].split("  (")[0].strip() if stmt.plan else "?"
     if not nodes:
         nodes.append(top)
@@ -443,7 +452,7 @@ HOT = {
 }  # fmt: skip
 
 
-def measure(store: RolledBackStore, c: Ctx, rows: dict[str, int]) -> list[Statement]:
+def measure(store: RolledBackStore, c: Ctx, rows: dict[str, tuple[int, int]]) -> list[Statement]:
     """Call every lookup, capture its statements, EXPLAIN the SELECTs, UPDATEs and DELETEs."""
     cap = Capture(store.engine)
     for group in (prepare_lookups, extract_match_lookups, load_record_lookups, reader_lookups):
@@ -468,7 +477,7 @@ def measure(store: RolledBackStore, c: Ctx, rows: dict[str, int]) -> list[Statem
     return explained
 
 
-def report(stmts: list[Statement], rows: dict[str, int], plans: str) -> int:
+def report(stmts: list[Statement], rows: dict[str, tuple[int, int]], plans: str) -> int:
     """The table, the flags and the plans asked for; how many Seq Scans were flagged."""
     print("| store method | stage(s) | statement | plan (scan nodes, index) | rows | ms |")
     print("|---|---|---|---|---:|---:|")
@@ -542,7 +551,8 @@ def run_bench(url: str, sizes: fillmod.Sizes, plans: str) -> int:
     took = fillmod.fill(store.engine, sizes, naive_now)
     rows = fillmod.table_rows(store.engine)
     print(f"fill: {', '.join(f'{k} {v:.1f} s' for k, v in took.items())}")
-    print(f"rows: {', '.join(f'{k} {v:,}' for k, v in sorted(rows.items()) if v)}\n")
+    sized = (f"{k} {n:,} ({mib:,} MiB)" for k, (n, mib) in sorted(rows.items()) if n)
+    print(f"rows (size with indexes): {', '.join(sized)}\n")
     from crm_sync.state.store import from_db
 
     now = from_db(naive_now)

@@ -267,12 +267,13 @@ def fill(engine: Engine, sizes: Sizes, now: datetime) -> dict[str, float]:
     return took
 
 
-def table_rows(engine: Engine) -> dict[str, int]:
-    """Rows per table as the planner knows them (after ANALYZE)."""
+def table_rows(engine: Engine) -> dict[str, tuple[int, int]]:
+    """Rows per table as the planner knows them (after ANALYZE), and its size on disk with its
+    indexes (MiB)."""
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(
-            "SELECT relname, reltuples::bigint FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "SELECT relname, reltuples::bigint, pg_total_relation_size(c.oid) / 1048576 "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'r'"
         )
-        return {name: int(n) for name, n in rows}
+        return {name: (int(n), int(mib)) for name, n, mib in rows}
