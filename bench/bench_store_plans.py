@@ -501,6 +501,12 @@ def report(stmts: list[Statement], rows: dict[str, tuple[int, int]], plans: str)
     return len(flagged)
 
 
+def _indexes_used(stmts: list[Statement]) -> set[str]:
+    """Every index a plan scans (a Bitmap Index Scan names it after ``on``)."""
+    found = (SCAN.search(ln) for s in stmts for ln in s.plan)
+    return {m.group(3) or m.group(4) for m in found if m and "Seq" not in m.group(2)}
+
+
 def _shape(stmt: Statement) -> tuple[str, str, str, str]:
     """What makes two statements the same lookup: method, verb, tables and WHERE clause (the
     ORM's UPDATEs of one flush differ only in the columns they set)."""
@@ -563,6 +569,8 @@ def run_bench(url: str, sizes: fillmod.Sizes, plans: str) -> int:
     t = time.perf_counter()
     stmts = measure(store, c, rows)
     n = report(stmts, rows, plans)
+    unused = sorted(set(fillmod.indexes(store.engine)) - _indexes_used(stmts))
+    print(f"\nindexes no lookup above used: {', '.join(unused) or 'none'}")
     print(
         f"\nlookups + EXPLAIN: {time.perf_counter() - t:.1f} s; total {time.perf_counter() - t0:.1f} s"
     )

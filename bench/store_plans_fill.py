@@ -277,3 +277,13 @@ def table_rows(engine: Engine) -> dict[str, tuple[int, int]]:
             "WHERE n.nspname = 'public' AND c.relkind = 'r'"
         )
         return {name: (int(n), int(mib)) for name, n, mib in rows}
+
+
+def indexes(engine: Engine) -> list[str]:
+    """The names of the indexes of the state store's tables (primary keys included)."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+            "AND tablename != 'crm_sync_alembic_version'"
+        )
+        return [name for (name,) in rows]
