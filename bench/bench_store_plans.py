@@ -321,7 +321,7 @@ def load_record_lookups(c: Ctx) -> list[Lookup]:
             "people record; opportunities load_leadgen; undo",
             lambda: st.update_synced_values("person", {i: {"title": "x"} for i in a.lg}, run),
         ),
-        ("add_links", "record (people)", lambda: st.add_links("person", new, run)),
+        ("add_links", "people record", lambda: st.add_links("person", new, run)),
         ("quarantine_many", "record (all DAGs)", lambda: st.quarantine_many(quar)),
         (
             "resolve_quarantine",
