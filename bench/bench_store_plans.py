@@ -4,16 +4,18 @@ Starts a private PostgreSQL server (as tests/cluster/helpers.py does), opens a `
 new database (migrations run on open), fills it with an org-sized state (bench/store_plans_fill.py:
 ``--links`` person links plus opportunity, account, membership and activity links in proportion,
 50k quarantine rows, 10k runs, 20k held items, 200k change-log rows, 20k match misses, cache
-entries, undo holds, watermarks), ANALYZEs, then calls the store methods the stages call with
+entries, undo holds, watermarks), runs VACUUM ANALYZE, then calls the store methods the stages call with
 realistic arguments (500 ids, the real DAG ids) and captures every statement they send with a
 ``before_cursor_execute`` event. Each captured SELECT / UPDATE / DELETE is run again under
-``EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)`` with the same parameters, in a transaction that is
-rolled back; the methods themselves run in rolled-back transactions too, so every plan sees the
-same state.
+``EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)`` with the same parameters (once cold, three times
+warm: the median warm time is kept), each in a transaction that is rolled back; the methods
+themselves run in rolled-back transactions too, so every plan sees the same state.
 
-Prints one row per statement (store method, calling stages, scan nodes with their index, execution
-time) as a Markdown table, flags every Seq Scan over a table of more than 10k rows, then the full
-plans.
+Prints one row per statement (store method, calling stages, scan nodes with their index, rows,
+execution time) as a Markdown table; flags every Seq Scan over a table of more than 10k rows and
+explains it again with the index that would serve it (created in the rolled-back transaction:
+a what-if, no migration) or with sequential scans off; lists the indexes no lookup used; then
+the plans (``--plans hot``: the hottest lookups', ``all``: every one).
 
 Usage: .venv/bin/python bench/bench_store_plans.py [--links 1000000] [--plans all|hot|none]
 """
