@@ -137,22 +137,15 @@ def make_args(sizes: fillmod.Sizes, now: Any, rnd: random.Random) -> Args:
     base = fillmod.LG_BASE["person"]
     picks = rnd.sample(range(1, n + 1), 450)
     lg = [str(base + g) for g in picks] + [str(base + n + 100_000 + i) for i in range(50)]
-    sf = [fillmod_sf("person", g) for g in rnd.sample(range(1, n + 1), 500)]
+    sf = [fillmod.sf_id("person", g) for g in rnd.sample(range(1, n + 1), 500)]
     opps = sizes.domains()["opportunity"]
-    opp_sf = [fillmod_sf("opportunity", g) for g in rnd.sample(range(1, opps + 1), 500)]
+    opp_sf = [fillmod.sf_id("opportunity", g) for g in rnd.sample(range(1, opps + 1), 500)]
     acct_lg = [str(fillmod.LG_BASE["account"] + g) for g in rnd.sample(range(1, n // 20), 200)]
     role_keys = [f"00K{g:015d}" for g in rnd.sample(range(2, sizes.held, 2), 200)]
     miss_base = base + n
     miss_lg = [str(miss_base + g) for g in rnd.sample(range(1, sizes.misses + 1), 250)]
     miss_lg += [str(base + g) for g in picks[:250]]
     return Args(lg, sf, opp_sf, acct_lg, role_keys, miss_lg, now)
-
-
-def fillmod_sf(domain: str, g: int) -> str:
-    """The Salesforce id the fill gave row ``g`` of ``domain`` (see ``sf_id_sql``)."""
-    if domain == "person":
-        return ("003" if g % 3 == 0 else "00Q") + f"{g:015d}"
-    return fillmod.SF_PREFIX[domain] + f"{g:015d}"
 
 
 @dataclass(frozen=True)

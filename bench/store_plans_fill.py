@@ -56,6 +56,13 @@ def sf_id_sql(domain: str, g: str) -> str:
     return f"'{SF_PREFIX[domain]}' || lpad(({g})::text, 15, '0')"
 
 
+def sf_id(domain: str, g: int) -> str:
+    """The Salesforce id :func:`sf_id_sql` gives row ``g`` of ``domain``."""
+    if domain == "person":
+        return ("003" if g % 3 == 0 else "00Q") + f"{g:015d}"
+    return SF_PREFIX[domain] + f"{g:015d}"
+
+
 def _links(conn, sizes: Sizes, now: datetime) -> None:
     opps = sizes.domains()["opportunity"]
     for domain, n in sizes.domains().items():
