@@ -576,7 +576,7 @@ def run_bench(url: str, sizes: fillmod.Sizes, plans: str) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--links", type=int, default=1_000_000, help="person links (the others in proportion)"
+        "--links", type=int, default=100_000, help="person links (the others in proportion)"
     )
     ap.add_argument("--plans", choices=("all", "hot", "none"), default="hot")
     ap.add_argument("--url", help="an empty PostgreSQL database to use instead of a private server")

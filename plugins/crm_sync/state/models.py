@@ -180,6 +180,8 @@ class QuarantineItem(Base):
         Index("ix_quarantine_status", "dag_id", "status"),
         Index("ix_quarantine_retry", "dag_id", "direction", "status"),
         Index("ix_quarantine_error_seen", "error_code", "last_seen"),
+        # every record stage's purge of resolved rows past their retention (0006)
+        Index("ix_quarantine_resolved", "status", "resolved_at"),
     )
 
 
@@ -209,6 +211,8 @@ class HeldItem(Base):
         UniqueConstraint("dag_id", "kind", "item_key", name="uq_held_item"),
         Index("ix_held_status", "dag_id", "status"),
         Index("ix_held_kind_status", "dag_id", "kind", "status"),
+        # every record stage's purge of delivered/dropped items past their retention (0006)
+        Index("ix_held_last_seen", "last_seen"),
     )
 
 
