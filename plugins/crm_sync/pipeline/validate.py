@@ -104,16 +104,26 @@ class Validator:
     """Builds suites per target frame and runs them through one ephemeral GX context."""
 
     def __init__(self) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        self.gx = gx
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.source = self.context.data_sources.add_pandas("crm_sync")
+        self._context: Any = None
         self._n = 0
         self.stats: dict[str, CheckStats] = defaultdict(CheckStats)
+
+    def _open(self) -> Any:
+        """The GX context, built on the first frame with rows (an idle run builds none)."""
+        if self._context is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            self.gx = gx
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.source = self._context.data_sources.add_pandas("crm_sync")
+        return self._context
+
+    @property
+    def context(self) -> Any:
+        return self._open()
 
     def run(
         self, frame_name: str, df: pd.DataFrame, checks: list[Check]
@@ -121,6 +131,7 @@ class Validator:
         """Run ``checks`` on ``df`` (which has a ``__row`` column); return failing (row, check, value)."""
         if df.empty or not checks:
             return []
+        self._open()
         self._n += 1
         name = f"{frame_name}_{self._n}"
         asset = self.source.add_dataframe_asset(name)
