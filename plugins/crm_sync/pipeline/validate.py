@@ -136,11 +136,14 @@ class Validator:
         name = f"{frame_name}_{self._n}"
         asset = self.source.add_dataframe_asset(name)
         batch = asset.add_batch_definition_whole_dataframe("all")
-        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
-        by_id: dict[str, Check] = {}
-        for c in checks:
-            exp = suite.add_expectation(c.expectation)
-            by_id[exp.id] = c
+        # The suite is filled before the context stores it: one store write for the suite
+        # instead of one per expectation (the store copies the whole suite on each). The ids
+        # are given on that write; a check equal to an earlier one is not added (GX suites are
+        # sets) and gets none, as before.
+        suite = self.gx.ExpectationSuite(name=name)
+        added = [(suite.add_expectation(c.expectation), c) for c in checks]
+        suite = self.context.suites.add(suite)
+        by_id: dict[str, Check] = {exp.id: c for exp, c in added if exp.id}
         vd = self.context.validation_definitions.add(
             self.gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
