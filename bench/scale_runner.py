@@ -62,7 +62,10 @@ def main() -> int:
     sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
     t0 = time.perf_counter()
     # What every task imports sooner or later (a worker pays it once per task process): timed
-    # apart, so a stage's seconds are its work, which is what grows with the org.
+    # apart, so a stage's seconds are its work, which is what grows with the org. Airflow's SDK
+    # (and its settings) is loaded before a worker runs any task code: the task runner is part
+    # of it; here the first connection lookup would import it inside the task's seconds.
+    import airflow.sdk  # noqa: F401
     import great_expectations  # noqa: F401
     import pandas  # noqa: F401
     import simple_salesforce  # noqa: F401

@@ -62,6 +62,7 @@ class TaskRuntime:
         # defaults, then what the run's params chose
         self.conn_ids = {**conn_ids_from({}), **(ctx.conn_ids if ctx else {}), **(conn_ids or {})}
         self.summaries: dict[str, Any] = dict(summaries or {})
+        self._store: SyncStore | None = None
         self._sf: SalesforceClient | None = None
         self._lg: LeadGenClient | None = None
         self._specs: dict[str, ObjectSpec] | None = None
@@ -70,9 +71,13 @@ class TaskRuntime:
     # -- resources, opened on first use ------------------------------------------------------
     @property
     def store(self) -> SyncStore:
-        from crm_sync.runtime import shared_store
+        """The state store (the process's shared one), looked up once per task: finding it
+        reads the Airflow connection, which a worker asks the API server for."""
+        if self._store is None:
+            from crm_sync.runtime import shared_store
 
-        return shared_store(self.conn_ids["state"])
+            self._store = shared_store(self.conn_ids["state"])
+        return self._store
 
     @property
     def salesforce(self) -> SalesforceClient:

@@ -104,16 +104,26 @@ class Validator:
     """Builds suites per target frame and runs them through one ephemeral GX context."""
 
     def __init__(self) -> None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        logging.getLogger("great_expectations").setLevel(logging.WARNING)
-        self.gx = gx
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self.source = self.context.data_sources.add_pandas("crm_sync")
+        self._context: Any = None
         self._n = 0
         self.stats: dict[str, CheckStats] = defaultdict(CheckStats)
+
+    def _open(self) -> Any:
+        """The GX context, built on the first frame with rows (an idle run builds none)."""
+        if self._context is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            logging.getLogger("great_expectations").setLevel(logging.WARNING)
+            self.gx = gx
+            self._context = gx.get_context(mode="ephemeral")
+            self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            self.source = self._context.data_sources.add_pandas("crm_sync")
+        return self._context
+
+    @property
+    def context(self) -> Any:
+        return self._open()
 
     def run(
         self, frame_name: str, df: pd.DataFrame, checks: list[Check]
@@ -121,15 +131,19 @@ class Validator:
         """Run ``checks`` on ``df`` (which has a ``__row`` column); return failing (row, check, value)."""
         if df.empty or not checks:
             return []
+        self._open()
         self._n += 1
         name = f"{frame_name}_{self._n}"
         asset = self.source.add_dataframe_asset(name)
         batch = asset.add_batch_definition_whole_dataframe("all")
-        suite = self.context.suites.add(self.gx.ExpectationSuite(name=name))
-        by_id: dict[str, Check] = {}
-        for c in checks:
-            exp = suite.add_expectation(c.expectation)
-            by_id[exp.id] = c
+        # The suite is filled before the context stores it: one store write for the suite
+        # instead of one per expectation (the store copies the whole suite on each). The ids
+        # are given on that write; a check equal to an earlier one is not added (GX suites are
+        # sets) and gets none, as before.
+        suite = self.gx.ExpectationSuite(name=name)
+        added = [(suite.add_expectation(c.expectation), c) for c in checks]
+        suite = self.context.suites.add(suite)
+        by_id: dict[str, Check] = {exp.id: c for exp, c in added if exp.id}
         vd = self.context.validation_definitions.add(
             self.gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )

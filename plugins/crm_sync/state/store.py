@@ -9,13 +9,15 @@ this module owns the engine, sessions and migrations.
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.orm import Mapper, Session, registry, sessionmaker
 
 from crm_sync.state._common import from_db, to_db, utcnow
 from crm_sync.state.cache import CacheStore
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK = 0x63726D73796E63  # any fixed 64-bit key: "crmsync"
+# The Alembic version table of the state store (``migrations/env.py`` names it too).
+VERSION_TABLE = "crm_sync_alembic_version"
 
 __all__ = ["SyncStore", "from_db", "to_db", "utcnow"]
 
@@ -44,7 +48,8 @@ class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore, Mat
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._batch: Session | None = None
-        if migrate:
+        configure_models()
+        if migrate and not self.at_head():
             self.migrate()
 
     def __repr__(self) -> str:
@@ -66,6 +71,19 @@ class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore, Mat
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def at_head(self) -> bool:
+        """Whether the schema is at the newest revision already: one query of the version
+        table, so opening a migrated store (every task does) runs no Alembic at all. Any doubt
+        (no version table, a revision this code does not know) answers False: migrate."""
+        head = head_revision()
+        if head is None:
+            return False
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return False
+            rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        return [r[0] for r in rows] == [head]
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -91,6 +109,65 @@ class SyncStore(LinkStore, RunStore, QueueStore, CacheStore, ChangeLogStore, Mat
                 yield
             finally:
                 self._batch = None
+
+
+_REVISION = re.compile(r"^revision(?:\s*:[^=]+)?\s*=\s*['\"]([^'\"]+)['\"]", re.M)
+_DOWN = re.compile(r"^down_revision(?:\s*:[^=]+)?\s*=\s*(.+)$", re.M)
+_heads: dict[Path, str | None] = {}
+
+
+def head_revision(versions: Path = MIGRATIONS_DIR / "versions") -> str | None:
+    """The newest revision of the migrations, read from their files (without importing Alembic
+    or the migrations): the one revision no other names as its ``down_revision``. None when the
+    files do not say it plainly (then the store lets Alembic decide)."""
+    if versions not in _heads:
+        revisions: set[str] = set()
+        parents: set[str] = set()
+        head: str | None = None
+        for path in sorted(versions.glob("*.py")):
+            source = path.read_text()
+            rev, down = _REVISION.search(source), _DOWN.search(source)
+            if rev is None or down is None:
+                break  # a file this reader does not understand: no fast path
+            revisions.add(rev.group(1))
+            parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
+        else:
+            heads = revisions - parents
+            head = heads.pop() if len(heads) == 1 else None
+        _heads[versions] = head
+    return _heads[versions]
+
+
+def configure_models(models: registry | None = None) -> None:
+    """Configure the store's ORM mappers (once per process) without running the other
+    ``before_configured`` hooks of the process: Airflow's (``airflow.models.import_all_models``,
+    set up with its own database) imports every Airflow model, about half a second that a task
+    would pay on its first store query for mappers it never uses. The hook stays registered for
+    Airflow's own mappers; the configuration mutex keeps another thread from configuring them
+    meanwhile."""
+    if models is None:
+        from crm_sync.state.models import Base
+
+        models = Base.registry
+    if not models._new_mappers:
+        return
+    try:
+        from sqlalchemy.orm.mapper import _CONFIGURE_MUTEX as mutex
+    except ImportError:  # another SQLAlchemy: configure as usual
+        mutex = None
+    hook = getattr(sys.modules.get("airflow.models"), "import_all_models", None)
+    if hook is None or mutex is None:
+        models.configure()
+        return
+    with mutex:
+        if not event.contains(Mapper, "before_configured", hook):
+            models.configure()
+            return
+        event.remove(Mapper, "before_configured", hook)
+        try:
+            models.configure()
+        finally:
+            event.listen(Mapper, "before_configured", hook, once=True)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.clients.salesforce import to_18
@@ -87,8 +87,8 @@ class People:
         "Contact": ["Id", "OwnerId"],
     }
 
-    def __init__(self, sf: SalesforceClient, store: SyncStore, ctx: RunContext):
-        self.sf = sf
+    def __init__(self, sf: Callable[[], SalesforceClient], store: SyncStore, ctx: RunContext):
+        self._sf = sf  # the client, opened (a login) by the first chunk that needs a record
         self.store = store
         self._links = DiskIndex(ctx.scratch("plan/links.db"))  # lead id -> link ({}: none)
         self._records = DiskIndex(ctx.scratch("plan/records.db"))  # 18-char id -> record ({})
@@ -132,7 +132,7 @@ class People:
         if todo:
             got = {
                 to_18(r["Id"]): r
-                for r in self.sf.query_by_values(sobject, self.FIELDS[sobject], "Id", todo)
+                for r in self._sf().query_by_values(sobject, self.FIELDS[sobject], "Id", todo)
             }
             fresh = {i: got.get(i, {}) for i in todo}
             self._records.put_many(fresh.items())
@@ -162,7 +162,7 @@ class Planner:
         self.firsts = first_click_orders(
             ev for ev, _ in candidates(ctx) if ev["type"] in self.enabled
         )
-        self.people = People(rt.salesforce, rt.store, ctx)
+        self.people = People(lambda: rt.salesforce, rt.store, ctx)
         self.counts: Counter = Counter()
         self.seen = 0
 
@@ -286,6 +286,6 @@ def plan(rt: TaskRuntime) -> dict[str, Any]:
         by_outcome[DROP],
         by_outcome[SUPERSEDED],
         p.people.looked_up,
-        rt.salesforce.api_calls,
+        rt.calls().get("sf_api_calls", 0),
     )
     return {"counts": dict(p.counts)}
