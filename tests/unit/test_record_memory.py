@@ -180,3 +180,26 @@ def test_the_gate_keeps_no_frame_metric_or_result_of_a_chunk_it_checked() -> Non
         ]
         assert v.cached_batches() == 0
     assert v.summary()["chunk0:email_format:Email"]["failed"] == 1
+
+
+# -- the opportunities record: what it keeps of the roles of a run ---------------------------------
+
+
+def test_opportunities_keep_only_the_delivered_roles_that_were_held(make_ctx) -> None:
+    from crm_sync.domains.opportunities import record
+
+    ctx = make_ctx("sync_opportunities", domain="opportunity")
+    plans = [
+        {"pair": "opp:1", "kind": "opportunity", "sf_id": "0061", "lg_op": None,
+         "roles_covered": ["00K1", "00K2", "00K7"]},
+        *({"pair": f"role:00P{i}", "kind": "role_pending", "sf_id": f"00P{i}",
+           "opportunity_sf": "0061", "contact_sf": f"003{i}"} for i in range(5)),
+    ]  # fmt: skip
+    s = record.Sections(held=frozenset({"00K2", "00K9"}))
+    s.pending.buffer = 2  # the roles waiting for their contact go to disk past the buffer
+    for plan in plans:
+        record.count_plan(ctx, RunTally(), s, plan, {})
+    assert s.delivered == {"00K2"}  # the run covered three roles; one of them was held
+    assert s.pending.spilled == 4 and [p["sf_id"] for p in s.pending] == [
+        f"00P{i}" for i in range(5)
+    ]
