@@ -59,10 +59,12 @@ class StateChanges:
     the database's write lock: other DAGs write meanwhile). Every change is idempotent for the
     run, so a record task retried after a crash mid-apply applies each change once. In a dry run
     nothing is applied. Memory stays bounded: first pairings and synced values are grouped into
-    bulk operations of :attr:`FLUSH` rows, and the operations spill to a scratch file."""
+    bulk operations of :attr:`FLUSH` rows, and the operations spill to a scratch file as soon as
+    they hold :attr:`SPILL` rows (a bulk operation is one row of the file, but thousands of
+    rows of work)."""
 
     FLUSH = 2000  # rows per bulk operation
-    SPILL = 500  # operations kept in memory before they go to the scratch file
+    SPILL = 2000  # rows of work kept in memory before the operations go to the scratch file
     TXN_ROWS = 2000  # rows of work per transaction
 
     def __init__(self, ctx: RunContext, store: SyncStore, tally: RunTally):
@@ -71,6 +73,8 @@ class StateChanges:
         self._new_links: dict[str, list[dict[str, Any]]] = {}
         self._values: dict[str, dict[str, dict[str, Any]]] = {}
         self._ops: list[dict[str, Any]] = []
+        self._held = 0  # rows of work in self._ops
+        self.spills = 0  # times the operations went to the scratch file
         self._spill = ctx.scratch("record/state_changes.jsonl")
         self._spill.unlink(missing_ok=True)
 
@@ -114,10 +118,12 @@ class StateChanges:
         if not self.live:
             return
         self._ops.append(op)
-        if len(self._ops) >= self.SPILL:
+        self._held += op["rows"]
+        if self._held >= self.SPILL:
             with self._spill.open("a", encoding="utf-8") as fh:
                 fh.writelines(dumps(o) + "\n" for o in self._ops)
-            self._ops = []
+            self._ops, self._held = [], 0
+            self.spills += 1
 
     def _flush_links(self, domain: str) -> None:
         rows = self._new_links.pop(domain, [])
@@ -162,7 +168,7 @@ class StateChanges:
                     self._run(op)
             n += len(group)
         self._spill.unlink(missing_ok=True)
-        self._ops = []
+        self._ops, self._held = [], 0
         return n
 
     def _run(self, op: dict[str, Any]) -> None:
@@ -190,16 +196,22 @@ def _by_weight(ops: Iterable[dict[str, Any]], limit: int) -> Iterator[list[dict[
         yield group
 
 
+QUARANTINE_CHUNK = 2000  # quarantine rows written per bulk call (flushed, then let go)
+
+
 def _quarantine(ctx: RunContext, store: SyncStore, tally: RunTally) -> int:
-    """Store the run's quarantine entries in bulk and resolve every key that passed and was not
-    refused again in this run; return how many rows were resolved."""
-    store.quarantine_many([e.to_dict() for e in tally.quarantine])
-    refused = {(e.direction, e.record_key) for e in tally.quarantine}
+    """Store the run's quarantine entries in bulk, :data:`QUARANTINE_CHUNK` rows at a time (one
+    row per source record: the last entry wins), and resolve every key that passed and was not
+    refused again in this run; return how many rows were resolved. The caller holds the
+    transaction; memory follows the chunk, not the run."""
+    passed = {direction: set(keys) for direction, keys in tally.passed.items()}
+    for chunk in tally.quarantine.last_per_key(QUARANTINE_CHUNK):
+        store.quarantine_many([e.to_dict() for e in chunk])
+        for e in chunk:  # refused again: stays in the quarantine
+            passed.get(e.direction, set()).discard(e.record_key)
     resolved = 0
-    for direction, keys in sorted(tally.passed.items()):
-        resolved += store.resolve_quarantine(
-            ctx.dag_id, direction, {k for k in keys if (direction, k) not in refused}, ctx.run_id
-        )
+    for direction, keys in sorted(passed.items()):
+        resolved += store.resolve_quarantine(ctx.dag_id, direction, keys, ctx.run_id)
     return resolved
 
 
@@ -235,8 +247,8 @@ def record_run(
     upstream: str | None = None,
 ) -> dict[str, Any]:
     """The record stage of every DAG: ``walk`` (the domain's) tells the tally what became of each
-    row and makes its state changes; the spine applies them with the quarantine in one
-    transaction, builds the report and finishes the run (threshold, watermark, alerts).
+    row and makes its state changes; the spine applies them (short transactions), then the
+    quarantine (one transaction, written in bounded chunks), builds the report and finishes the run (threshold, watermark, alerts).
     ``upstream``: the DAG this one depends on (its watermark caps this one's)."""
     tally = new_tally(ctx, store, directions)
     changes = StateChanges(ctx, store, tally)

@@ -3,7 +3,8 @@
 One type for every DAG. A record is rejected either by the quality gate (``from_gate``: the failing
 checks of its payload) or by the target system when written (``from_write``: the system's own error
 code, sorted into a category by :data:`ERROR_CATEGORIES`). The record stage hands the entries to the
-shared apply step, which stores them and retries them next run (see docs/data-quality.md).
+shared apply step, which stores them and retries them next run (see docs/data-quality.md). A run's
+entries are a :func:`entry_list`: on disk past a bounded buffer, however many rows fail.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.spill import DiskList
 from crm_sync.pipeline.transform import json_safe
 
 # Target system error codes -> quarantine categories (see docs/data-quality.md).
@@ -140,3 +142,17 @@ class QuarantineEntry:
             "field": self.field,
             "message": self.message,
         }
+
+
+def entry_key(e: QuarantineEntry) -> str:
+    """The quarantine row an entry writes (one per DAG, direction and source record)."""
+    return "\x1f".join((e.dag_id, e.direction, e.record_key))
+
+
+def entry_list(buffer: int = 2000) -> DiskList[QuarantineEntry]:
+    """A run's quarantine entries, in the order they were found (on disk past ``buffer``)."""
+    return DiskList(QuarantineEntry.to_dict, _entry, entry_key, buffer=buffer)
+
+
+def _entry(data: dict[str, Any]) -> QuarantineEntry:
+    return QuarantineEntry(**data)

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.quarantine import QuarantineEntry
+from crm_sync.pipeline.quarantine import QuarantineEntry, entry_list
+from crm_sync.pipeline.spill import DiskList
 
 OUTCOMES = (
     "loaded",  # every planned write succeeded
@@ -48,7 +49,8 @@ class RunTally:
     links: Counter = field(default_factory=Counter)
     events: Counter = field(default_factory=Counter)
     event_examples: dict[str, list[str]] = field(default_factory=dict)
-    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    # every entry of the run, in order; past a bounded buffer on the task's disk
+    quarantine: DiskList[QuarantineEntry] = field(default_factory=entry_list)
     passed: dict[str, set[str]] = field(default_factory=dict)  # direction -> prior keys that passed
 
     # -- what happened to a row ------------------------------------------------------------------

@@ -169,8 +169,34 @@ class Validator:
             if message:
                 # A broken expectation must not let rows through unchecked.
                 raise RuntimeError(f"expectation {check.name} on {check.column} raised: {message}")
-        self.context.suites.delete(name)
+        self.forget(name)
         return failures
+
+    def forget(self, name: str) -> None:
+        """Drop what one frame left in the GX context: its validation definition, suite, asset
+        and stored result (the whole ``COMPLETE`` result, every failing row's index), and the
+        frame and metrics the execution engine caches by batch. GX 1.x keeps all of them for
+        the life of the context: a run of a million plans would keep every chunk's."""
+        self.context.validation_definitions.delete(name)
+        self.context.suites.delete(name)
+        self.source.delete_asset(name)
+        results = self.context.validation_results_store
+        for key in results.list_keys():
+            results.remove_key(key)
+        engine = self.source.get_execution_engine()
+        engine.batch_manager.reset_batch_cache()
+        engine.batch_manager._batch_data_cache.clear()  # no public API (GX 1.24)
+        engine._metric_cache.clear()
+
+    def cached_batches(self) -> int:
+        """Frames, metrics and results the context still holds (0 after every :meth:`run`)."""
+        engine = self.source.get_execution_engine()
+        return (
+            len(engine.batch_manager._batch_data_cache)
+            + len(engine._metric_cache)
+            + len(self.context.validation_results_store.list_keys())
+            + len(self.source.assets)
+        )
 
     def summary(self) -> dict[str, dict[str, Any]]:
         return {

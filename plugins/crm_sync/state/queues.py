@@ -66,11 +66,14 @@ class QueueStore:
 
     def quarantine_many(self, entries: Sequence[dict[str, Any]]) -> int:
         """:meth:`quarantine` for many rows at once (the record stage's bulk write): existing
-        rows are read in chunks and refreshed, new ones inserted together."""
+        rows are read in chunks and refreshed, new ones inserted together. The rows are flushed
+        and let go before it returns, so a caller writing a run's entries call by call inside
+        one transaction (:meth:`batch`) holds one call's rows in memory, not the run's."""
         if not entries:
             return 0
         now = utcnow()
         by_key = {(e["dag_id"], e["direction"], e["record_key"]): e for e in entries}
+        touched: list[QuarantineItem] = []
         with self.session() as s:
             for (dag_id, direction), group in _group(by_key).items():
                 for chunk in _chunks(sorted(group)):
@@ -83,6 +86,7 @@ class QueueStore:
                     )
                     for item in found:
                         _refresh(item, by_key.pop((dag_id, direction, item.record_key)), now)
+                        touched.append(item)
             for e in by_key.values():
                 item = QuarantineItem(
                     dag_id=e["dag_id"],
@@ -95,6 +99,10 @@ class QueueStore:
                 )
                 _refresh(item, e, now)
                 s.add(item)
+                touched.append(item)
+            s.flush()
+            for item in touched:
+                s.expunge(item)
         return len(entries)
 
     def resolve_quarantine(

@@ -36,6 +36,7 @@ from crm_sync.pipeline.apply import StateChanges
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.quarantine import QuarantineEntry, Source
 from crm_sync.pipeline.results import ResultLog, ResultRow
+from crm_sync.pipeline.spill import DiskList
 from crm_sync.pipeline.tally import RunTally
 
 if TYPE_CHECKING:
@@ -49,7 +50,10 @@ class Events:
     """The domain's part of the tally: counters by event type, holds and releases."""
 
     by_type: dict[str, Counter] = field(default_factory=dict)
-    to_hold: list[Plan] = field(default_factory=list)
+    # plans of events to hold (their lead is not linked yet): on disk past a buffer
+    to_hold: DiskList[Plan] = field(
+        default_factory=lambda: DiskList(dict, dict, lambda p: str(p["event"]["id"]))
+    )
     releases: dict[tuple[str, str], list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def release(self, plan: Plan, status: str, reason: str) -> None:

@@ -11,7 +11,7 @@ Salesforce before their contact was linked).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from crm_sync.pipeline.apply import StateChanges
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.quarantine import QuarantineEntry, Source
 from crm_sync.pipeline.results import ResultLog, ResultRow
+from crm_sync.pipeline.spill import DiskList
 from crm_sync.pipeline.tally import RunTally
 
 if TYPE_CHECKING:
@@ -38,15 +39,27 @@ Plan = dict[str, Any]
 VERB = {"create": "created", "update": "updated", "delete": "deleted"}
 
 
+def _pending_list() -> DiskList[Plan]:
+    return DiskList(dict, dict, lambda p: str(p["sf_id"]))
+
+
 @dataclass
 class Sections:
-    """The domain's part of the tally: per-object counters and the roles to hold or release."""
+    """The domain's part of the tally: per-object counters and the roles to hold or release.
+
+    What grows with the run stays bounded: the roles waiting for their contact go to disk past
+    a buffer, and of the roles the run delivers only those held before it are kept (``held``:
+    the only ones :func:`hold_and_release` releases; ``None`` keeps every one)."""
 
     by_object: dict[str, Counter] = field(
         default_factory=lambda: {s: Counter() for s in SECTIONS.values()}
     )
-    pending: list[Plan] = field(default_factory=list)
+    pending: DiskList[Plan] = field(default_factory=_pending_list)
     delivered: set[str] = field(default_factory=set)
+    held: frozenset[str] | None = None
+
+    def deliver(self, roles: Iterable[str]) -> None:
+        self.delivered.update(r for r in roles if self.held is None or r in self.held)
 
 
 def _source(ctx: RunContext, plan: Plan) -> Source:
@@ -74,7 +87,7 @@ def _written(t: RunTally, s: Sections, plan: Plan, res: ResultRow, section: Coun
         if res.get(flag):
             section[flag] += 1
     if plan["kind"] == KIND_MEMBERSHIP and plan["lg_op"] == "create":
-        s.delivered.update(plan.get("roles") or [])
+        s.deliver(plan.get("roles") or [])
     for name, n in (res.get("links") or {}).items():  # type: ignore[attr-defined]
         t.links[name] += n
 
@@ -92,7 +105,7 @@ def count_plan(
         return
     section = s.by_object[SECTIONS[kind]]
     if not ctx.dry_run:
-        s.delivered.update(plan.get("roles_covered") or [])
+        s.deliver(plan.get("roles_covered") or [])
     if plan.get("memberships_kept"):
         s.by_object["memberships"]["unchanged"] += plan["memberships_kept"]
     op, key = plan.get("lg_op"), record_key(plan)
@@ -132,14 +145,25 @@ def count_plan(
 
 
 def tally(
-    ctx: RunContext, t: RunTally, plans: Iterable[Plan], results: dict[str, ResultRow]
+    ctx: RunContext,
+    t: RunTally,
+    plans: Iterable[Plan],
+    results: Mapping[str, ResultRow],
+    held: frozenset[str] | None = None,
 ) -> Sections:
-    s = Sections()
+    """Count every plan; ``held``: the roles held before the run (the only delivered ones the
+    caller needs; ``None``: all of them)."""
+    s = Sections(held=held)
     for plan in plans:
         count_plan(ctx, t, s, plan, results)
     for section in s.by_object.values():
         section["quarantined"] += 0  # present in every report, even when zero
     return s
+
+
+def held_keys(ctx: RunContext, store: Any) -> frozenset[str]:
+    """The contact roles held before this run (the walk's own holds are applied after it)."""
+    return frozenset(h.item_key for h in store.held(ctx.dag_id, HELD_KIND))
 
 
 def hold_and_release(
@@ -170,7 +194,7 @@ def hold_and_release(
         )
     if ctx.dry_run:
         return
-    held_now = {h.item_key for h in ch.store.held(ctx.dag_id, HELD_KIND)}
+    held_now = s.held if s.held is not None else held_keys(ctx, ch.store)
     delivered, dropped = s.delivered & held_now, gone & held_now
     mem["completed"] += len(delivered)
     mem["dropped"] += len(dropped)
@@ -193,7 +217,12 @@ def record(rt: TaskRuntime) -> dict[str, Any]:
     def walk(t: RunTally, ch: StateChanges) -> None:
         nonlocal sections
         results = ResultLog(ctx.folder, "lg").latest()
-        sections = tally(ctx, t, ctx.folder.read_jsonl("plans/validated.jsonl"), results)
+        held = None if ctx.dry_run else held_keys(ctx, ch.store)
+        plans = ctx.folder.read_jsonl("plans/validated.jsonl")
+        try:
+            sections = tally(ctx, t, plans, results, held)
+        finally:
+            results.close()
         hold_and_release(ctx, ch, sections, list(ctx.folder.read_jsonl("extract/held.jsonl")))
 
     def extra(t: RunTally) -> dict[str, Any]:
