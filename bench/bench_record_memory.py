@@ -16,7 +16,7 @@ gate refuses, 1 refused by Salesforce at write time, 2 already in sync (no write
 keys was in the quarantine before the run.
 
 Usage:
-  .venv/bin/python bench/bench_record_memory.py                      # n = 10k, 100k, 300k
+  .venv/bin/python bench/bench_record_memory.py                      # n = 10k, 100k (--sizes 10000,100000,300000 --million for more)
   .venv/bin/python bench/bench_record_memory.py --sizes 10000,50000 --stage record
   .venv/bin/python bench/bench_record_memory.py --million            # adds n = 1M (slow)
 Uses throw-away folders under the system's temporary directory; touches nothing else.
