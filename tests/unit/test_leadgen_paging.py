@@ -161,6 +161,23 @@ def test_range_scan_splits_at_the_newest_timestamp_of_a_full_page():
     assert len(data.fetches) <= 7
 
 
+def test_a_second_holding_more_than_a_page_is_split_off_not_halved_down_to():
+    """An import stamps thousands of leads with one second: once a full page shows only that
+    second, it is read alone (offset passes) instead of halving the hour a dozen times."""
+    hot = T0 + timedelta(seconds=100)
+    rows = [{"id": str(i), "ts": T0 + timedelta(seconds=10)} for i in range(1, 4)]
+    rows += [{"id": str(i), "ts": hot} for i in range(4, 11)]
+    data = MovingSet(rows, limit=3)
+    hint = lambda row: row["ts"]  # noqa: E731
+    got = [r["id"] for r in range_scan(data.by_range, T0, T0 + timedelta(hours=1), hint=hint)]
+    assert sorted(got, key=int) == [str(i) for i in range(1, 11)]
+    wide_at_hot = [f for f in data.fetches if f[0] == hot and f[1] > hot]
+    assert len(wide_at_hot) == 1  # the page that showed the hot second, then [hot, hot] alone
+    # 1 hour, [T0, 9 s], [10 s, 1 h], [10 s] full then 2 offset passes of 2 pages, [11 s, 1 h],
+    # [11 s, 99 s], [100 s, 1 h], [100 s] full then 2 passes of 3 pages, [101 s, 1 h]
+    assert len(data.fetches) == 1 + 1 + 1 + (1 + 4) + 1 + 1 + 1 + (1 + 6) + 1
+
+
 def test_range_scan_falls_back_to_stable_offset_passes_inside_one_second():
     data = MovingSet([{"id": str(i), "ts": T0} for i in range(1, 6)], limit=2)
     got = [r["id"] for r in range_scan(data.by_range, T0, T0 + timedelta(seconds=1))]

@@ -173,13 +173,20 @@ def _split(
 
     If the API orders a range by its timestamp (the sandbox does), a full page ends at the
     newest timestamp it holds, so splitting just before it leaves a first half that fits in
-    one page. Used when that point falls in the lower 90 % of the range; otherwise (no
-    timestamps returned, or no useful order) the middle.
+    one page. Used when that point falls in the lower 90 % of the range; a page wholly in the
+    first second splits that second off; otherwise (no timestamps returned, or no useful
+    order) the middle.
     """
     middle = lo + timedelta(seconds=int((hi - lo).total_seconds()) // 2)
     stamps = [t for t in (hint(r) for r in rows) if t is not None]
     if stamps:
-        candidate = max(stamps).replace(microsecond=0) - ONE_SECOND
+        newest = max(stamps).replace(microsecond=0)
+        if newest <= lo:
+            # A whole page in the range's first second (an Import Tool run stamps thousands
+            # of leads with one second): that second alone, read by offset passes, instead of
+            # halving the range down to it a dozen times.
+            return lo
+        candidate = newest - ONE_SECOND
         if lo <= candidate and candidate - lo <= (hi - lo) * 0.9:
             return candidate
     return middle
