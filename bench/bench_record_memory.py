@@ -323,29 +323,10 @@ def context() -> Any:
 
 def sandbox_schema() -> Any:
     """Describe of the sandbox org's objects and the sandbox account's lead fields, in process
-    (as tests/unit/conftest.py builds it)."""
-    from crm_sync.mapping.schema import LiveSchema
-    from sandbox.leadgen.catalog import FIELDS_BY_RELATIONSHIP
-    from sandbox.salesforce.schema import default_objects
+    (the unit tests' schema)."""
+    from tests.sandbox_schema import sandbox_live_schema
 
-    s = LiveSchema()
-    for name, obj in default_objects().items():
-        s.add_salesforce_describe(name, obj.describe("59.0"))
-    s.add_leadgen_fields(
-        [
-            {
-                "relationship": rel,
-                "systemName": f.name,
-                "dataType": f.data_type,
-                "dataLength": f.length,
-                "isCustom": "0",
-                "isEditableInContactManager": str(int(f.writable)),
-            }
-            for rel, defs in FIELDS_BY_RELATIONSHIP.items()
-            for f in defs
-        ]
-    )
-    return s
+    return sandbox_live_schema()
 
 
 # -- the stage, in a process of its own -------------------------------------------------------------

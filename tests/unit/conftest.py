@@ -42,24 +42,6 @@ def make_ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., R
 @pytest.fixture(scope="session")
 def sandbox_schema() -> LiveSchema:
     """Describe of every sandbox Salesforce object and every Lead Gen & CRM field."""
-    from sandbox.leadgen.catalog import FIELDS_BY_RELATIONSHIP
-    from sandbox.salesforce.schema import default_objects
+    from tests.sandbox_schema import sandbox_live_schema
 
-    s = LiveSchema()
-    for name, obj in default_objects().items():
-        s.add_salesforce_describe(name, obj.describe("59.0"))
-    s.add_leadgen_fields(
-        [
-            {
-                "relationship": rel,
-                "systemName": f.name,
-                "dataType": f.data_type,
-                "dataLength": f.length,
-                "isCustom": "0",
-                "isEditableInContactManager": str(int(f.writable)),
-            }
-            for rel, defs in FIELDS_BY_RELATIONSHIP.items()
-            for f in defs
-        ]
-    )
-    return s
+    return sandbox_live_schema()

@@ -149,7 +149,7 @@ def configure_models(models: registry | None = None) -> None:
         from crm_sync.state.models import Base
 
         models = Base.registry
-    if not models._new_mappers:
+    if not getattr(models, "_new_mappers", True):  # a private flag: absent, configure
         return
     try:
         from sqlalchemy.orm.mapper import _CONFIGURE_MUTEX as mutex
